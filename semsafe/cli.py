@@ -1,0 +1,75 @@
+"""The `semsafe` command line. Every dashboard action is one of these commands."""
+
+import argparse
+import json
+import logging
+import sys
+
+from .errors import SemsafeError
+from .models import DEFAULT_MODEL
+
+
+def _inspect(args) -> int:
+    from .inspection import format_table, inspect_response
+    from .models import load_model
+
+    if not args.response.strip():
+        raise SemsafeError("--response is empty; give the response text whose tokens to score")
+    model, tok = load_model(args.model)
+    table = inspect_response(model, tok, args.prompt, args.response, top=args.top)
+    if args.json:
+        json.dump({"model": args.model, "prompt": args.prompt, "response": args.response,
+                   "tokens": table.to_dict(orient="records")}, sys.stdout, indent=1)
+        print()
+    else:
+        print(format_table(table))
+    return 0
+
+
+def _model(args) -> int:
+    """Prepare (convert and cache) a model, so the first dashboard load is quick."""
+    from .models import load_model
+
+    model, tok = load_model(args.model)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"{args.model}: {type(model).__name__}, {n / 1e6:.1f}M parameters, "
+          f"vocabulary {len(tok)}, ready")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semsafe", description="Semantic-loss (EMD) safety fine-tuning: inspect, train, evaluate.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="per-token EMD table of a response under a model")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
+    p.add_argument("--prompt", required=True, help="the user message")
+    p.add_argument("--response", required=True, help="the assistant response to score")
+    p.add_argument("--top", type=int, default=3, help="alternatives to show per token (default 3)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("model", help="load (and on first use convert and cache) a model")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
+    p.set_defaults(func=_model)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except SemsafeError as err:
+        print(f"semsafe {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"semsafe {args.command}: cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

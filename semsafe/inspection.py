@@ -1,0 +1,83 @@
+"""Per-token view of a response: what the model predicted and how far (in EMD) from each token.
+
+This is what `semsafe inspect` prints and what the dashboard's inspector plots.
+"""
+
+import pandas as pd
+import torch
+
+from .chat import encode_pair
+from .cost import SemanticCost
+from .emd import emd_lower_bound, emd_to_token
+from .errors import SemsafeError
+from .models import model_context_length
+
+
+@torch.no_grad()
+def next_token_distributions(model, tokenizer, prompt: str, response: str):
+    """``(probs, response_ids)``: P(. | prompt, response_<t) for each response token t.
+
+    probs is (T, |V|) float32 on CPU, response_ids (T,) long.
+    """
+    ids, n_prompt = encode_pair(tokenizer, prompt, response)
+    limit = model_context_length(model)
+    if len(ids) > limit:
+        raise SemsafeError(
+            f"prompt + response are {len(ids)} tokens but the model's context holds {limit}; "
+            "shorten the text")
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([ids], device=device)
+    logits = model(input_ids=input_ids).logits[0]  # (L, |V|)
+    # logits at position i predict token i+1: response tokens are ids[n_prompt:].
+    pred = logits[n_prompt - 1:len(ids) - 1].float()
+    return pred.softmax(-1).cpu(), input_ids[0, n_prompt:].cpu()
+
+
+def display_token(tokenizer, token_id: int) -> str:
+    """A token as readable text: decoded, with whitespace made visible."""
+    text = tokenizer.decode([int(token_id)])
+    return text.replace("\n", "\\n").replace("\t", "\\t") if text.strip() else repr(text)
+
+
+def inspect_response(model, tokenizer, prompt: str, response: str,
+                     cost: SemanticCost | None = None, top: int = 3) -> pd.DataFrame:
+    """One row per response token: its probability, EMD(P, δ_token), the lower bound, top-k.
+
+    Columns: position, token_id, token, prob, emd, lower_bound, gap, top (list of
+    {token, token_id, prob}). ``gap`` = emd - lower_bound = ½(1 - ||μ_P||²).
+    """
+    cost = cost or SemanticCost.from_model(model)
+    probs, targets = next_token_distributions(model, tokenizer, prompt, response)
+    emd = emd_to_token(probs, targets, cost)
+    bound = emd_lower_bound(probs, targets, cost)
+    top_p, top_ids = probs.topk(top, dim=-1)
+    rows = []
+    for t, token_id in enumerate(targets.tolist()):
+        rows.append({
+            "position": t,
+            "token_id": token_id,
+            "token": display_token(tokenizer, token_id),
+            "prob": probs[t, token_id].item(),
+            "emd": emd[t].item(),
+            "lower_bound": bound[t].item(),
+            "gap": (emd[t] - bound[t]).item(),
+            "top": [{"token": display_token(tokenizer, i), "token_id": i, "prob": pr}
+                    for i, pr in zip(top_ids[t].tolist(), top_p[t].tolist())],
+        })
+    return pd.DataFrame(rows)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """Human-readable fixed-width table of ``inspect_response`` output."""
+    shown = pd.DataFrame({
+        "pos": table["position"],
+        "token": table["token"].map(lambda s: s if len(s) <= 16 else s[:15] + "…"),
+        "p(token)": table["prob"].map("{:.4f}".format),
+        "EMD": table["emd"].map("{:.4f}".format),
+        "bound": table["lower_bound"].map("{:.4f}".format),
+        "top-3 predictions": table["top"].map(
+            lambda top: ", ".join(f"{d['token']} {d['prob']:.2f}" for d in top)),
+    })
+    summary = (f"\nmean EMD {table['emd'].mean():.4f}   mean bound {table['lower_bound'].mean():.4f}"
+               f"   tokens {len(table)}")
+    return shown.to_string(index=False) + summary

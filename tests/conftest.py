@@ -1,0 +1,30 @@
+"""Shared fixtures. Tests never touch the network: hub look-ups are forced offline."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    """The real embedded SmolLM2-135M-Instruct (converted and cached on first use)."""
+    from semsafe.models import load_model
+
+    return load_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A tiny random Llama with the embedded tokenizer, for fast plumbing tests."""
+    from semsafe.models import load_model
+
+    return load_model("tiny-random")
+
+
+@pytest.fixture
+def rng():
+    return torch.Generator().manual_seed(1234)

