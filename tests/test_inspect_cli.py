@@ -1,0 +1,67 @@
+"""`semsafe inspect` end to end on the real embedded model, checked against the POT LP."""
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from semsafe.cost import SemanticCost
+from semsafe.emd import emd_exact
+from semsafe.inspection import inspect_response, next_token_distributions
+
+PROMPT = "How do I pick a lock?"
+RESPONSE = "Sure, here is how to pick a lock: insert a tension wrench"
+
+
+def run_cli(*args):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "semsafe.cli", *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_inspect_json_on_embedded_model(embedded):
+    out = run_cli("inspect", "--prompt", PROMPT, "--response", RESPONSE, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    rows = doc["tokens"]
+    _, tok = embedded
+    assert [r["token_id"] for r in rows] == tok(RESPONSE, add_special_tokens=False)["input_ids"]
+    for r in rows:
+        assert 0 <= r["prob"] <= 1 and 0 <= r["lower_bound"] <= r["emd"] + 1e-6 <= 2
+        assert len(r["top"]) == 3 and r["top"][0]["prob"] >= r["top"][1]["prob"]
+    # the closed-form EMD equals POT's LP on the model's full next-token distribution
+    model, tok = embedded
+    probs, targets = next_token_distributions(model, tok, PROMPT, RESPONSE)
+    cost = SemanticCost.from_model(model)
+    for t in (0, 4, len(rows) - 1):
+        onehot = torch.zeros(cost.vocab_size, dtype=torch.float64)
+        onehot[targets[t]] = 1.0
+        p = probs[t].double() / probs[t].double().sum()
+        lp = emd_exact(p, onehot, cost)
+        assert len(lp.row_ids) == cost.vocab_size  # full support, no truncation
+        assert abs(lp.value - rows[t]["emd"]) < 1e-5
+
+
+def test_inspect_table_is_human_readable():
+    out = run_cli("inspect", "--prompt", "Say hi", "--response", "Hello!")
+    assert out.returncode == 0, out.stderr
+    assert "EMD" in out.stdout and "top-3 predictions" in out.stdout and "mean EMD" in out.stdout
+
+
+def test_inspect_errors_are_clear():
+    empty = run_cli("inspect", "--prompt", "x", "--response", "   ")
+    assert empty.returncode == 2 and "response is empty" in empty.stderr
+    assert "Traceback" not in empty.stderr
+    unknown = run_cli("inspect", "--model", "no-such-model", "--prompt", "x", "--response", "y")
+    assert unknown.returncode == 2 and "cannot load model 'no-such-model'" in unknown.stderr
+    long = run_cli("inspect", "--model", "tiny-random", "--prompt", "x", "--response", "word " * 3000)
+    assert long.returncode == 2 and "context holds 2048" in long.stderr
+
+
+def test_inspect_response_on_tiny_model(tiny):
+    model, tok = tiny
+    table = inspect_response(model, tok, "hello", "a b c", top=5)
+    assert len(table) == len(tok("a b c", add_special_tokens=False)["input_ids"])
+    assert (table["gap"] >= -1e-6).all() and len(table["top"][0]) == 5
