@@ -29,3 +29,21 @@ def encode_pair(tokenizer, prompt: str, response: str, add_eos: bool = False):
     if add_eos and tokenizer.eos_token_id is not None:
         tail = tail + [tokenizer.eos_token_id]
     return head + tail, len(head)
+
+
+def build_example(tokenizer, prompt: str, response: str, max_length: int | None = None) -> dict:
+    """A training example: ``input_ids`` and ``labels`` where only response tokens (and the
+    closing end-of-turn token) carry loss; prompt positions are -100, which the loss ignores.
+
+    Sequences longer than ``max_length`` are cut at the end of the response; an example whose
+    prompt alone fills ``max_length`` cannot carry any loss and is an error.
+    """
+    ids, n_prompt = encode_pair(tokenizer, prompt, response, add_eos=True)
+    if max_length is not None and len(ids) > max_length:
+        if n_prompt >= max_length:
+            raise SemsafeError(
+                f"the prompt is {n_prompt} tokens, at least max_length={max_length}: no response "
+                "token would remain; raise max_length or shorten the prompt")
+        ids = ids[:max_length]
+    labels = [-100] * n_prompt + ids[n_prompt:]
+    return {"input_ids": ids, "labels": labels}

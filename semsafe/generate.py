@@ -1,0 +1,51 @@
+"""Batched generation of chat answers: left padding, KV cache, a progress bar."""
+
+import torch
+from tqdm.auto import tqdm
+
+from .chat import prompt_ids
+
+
+@torch.no_grad()
+def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
+                     batch_size: int = 16, do_sample: bool = False, temperature: float = 1.0,
+                     top_p: float = 1.0, seed: int = 0, progress: bool = True,
+                     on_batch=None) -> list[str]:
+    """The model's answer to each prompt (chat template applied), in order.
+
+    Prompts are sorted by length so each batch pads little, then put back in order.
+    ``on_batch(indices, answers)`` is called after each batch (used to save work as it goes).
+    Greedy by default; sampling is seeded so runs repeat.
+    """
+    device = next(model.parameters()).device
+    encoded = [prompt_ids(tokenizer, p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    answers: list[str | None] = [None] * len(prompts)
+    generator_seed = torch.Generator().manual_seed(seed)
+    bar = tqdm(total=len(prompts), desc="generating", unit="prompt", disable=not progress)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        width = max(len(encoded[i]) for i in idx)
+        input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):  # left padding: every prompt ends where generation starts
+            input_ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
+            attention[row, width - len(encoded[i]):] = 1
+        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad,
+                      use_cache=True)
+        if do_sample:
+            torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator_seed)))
+            kwargs.update(temperature=temperature, top_p=top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs)
+        texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        batch_answers = [t.strip() for t in texts]
+        for i, text in zip(idx, batch_answers):
+            answers[i] = text
+        if on_batch is not None:
+            on_batch(idx, batch_answers)
+        bar.update(len(idx))
+    bar.close()
+    return answers

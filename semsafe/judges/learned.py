@@ -1,0 +1,92 @@
+"""Shared pieces of the learned judges: sentence embeddings, labelled pyrit data, and a
+logistic-regression judge stored without pickle (weights in .npz, facts in .json)."""
+
+import csv
+import functools
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SemsafeError
+from ..packs import pack_dir
+from ..paths import cache_dir
+
+ENCODER = "all-MiniLM-L6-v2"
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder():
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(pack_dir("minilm") / "model"), device="cpu")
+
+
+def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """(n, 384) unit-norm MiniLM sentence embeddings."""
+    texts = [t if t else " " for t in texts]
+    return _encoder().encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                             show_progress_bar=False, convert_to_numpy=True)
+
+
+def read_pyrit_csv(relative: str) -> list[dict]:
+    """Rows of one of pyrit's scorer-eval CSVs (leading '# ...' lines are metadata)."""
+    path = pack_dir("pyrit") / "datasets" / "scorer_evals" / relative
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = 0
+    while start < len(lines) and lines[start].startswith("#"):
+        start += 1
+    csv.field_size_limit(10**8)
+    return list(csv.DictReader(io.StringIO("".join(lines[start:]))))
+
+
+@dataclass
+class LinearJudge:
+    """p(positive) = sigmoid(features @ coef + intercept), with the validation it came with."""
+
+    name: str
+    version: str
+    coef: np.ndarray
+    intercept: float
+    threshold: float = 0.5
+    validation: dict = field(default_factory=dict)
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(features @ self.coef + self.intercept)))
+
+    def save(self, folder: Path | None = None) -> Path:
+        folder = folder or cache_dir() / "judges"
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / f"{self.name}.npz", coef=self.coef, intercept=np.array([self.intercept]))
+        meta = {"name": self.name, "version": self.version, "threshold": self.threshold,
+                "validation": self.validation}
+        tmp = folder / f"{self.name}.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=1))
+        tmp.replace(folder / f"{self.name}.json")  # the .json is written last: it marks completeness
+        return folder
+
+    @classmethod
+    def load(cls, name: str, version: str, folder: Path | None = None) -> "LinearJudge | None":
+        """The cached judge, or None when it is missing, partial or of another version."""
+        folder = folder or cache_dir() / "judges"
+        try:
+            meta = json.loads((folder / f"{name}.json").read_text())
+            with np.load(folder / f"{name}.npz", allow_pickle=False) as arrays:
+                coef, intercept = arrays["coef"], float(arrays["intercept"][0])
+        except (OSError, ValueError, KeyError):
+            return None
+        if meta.get("version") != version:
+            return None
+        return cls(name, version, coef, intercept, meta.get("threshold", 0.5), meta.get("validation", {}))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0):
+    from sklearn.linear_model import LogisticRegression
+
+    if len(set(y.tolist())) < 2:
+        raise SemsafeError("judge training data has a single class; cannot fit a classifier")
+    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)
+    model.fit(x, y)
+    return model.coef_[0].astype(np.float64), float(model.intercept_[0])

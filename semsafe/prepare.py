@@ -1,0 +1,182 @@
+"""`semsafe prepare`: the paper's data recipe, from the unsafe base model itself.
+
+1. Harmful prompts (AdvBench by default) are split train / held-out by a seeded hash of
+   their ids. Held-out prompts are kept for evaluation and never trained on.
+2. The base model answers the train prompts (batched, greedy). The refusal and harmfulness
+   judges read each answer; compliant, harmful answers become the harmful set.
+3. Retain set: benign instructions answered by the base model itself (self-distillation), or
+   the user's own SFT data with its responses.
+
+Generations are appended to a log after every batch, so a cancelled prepare resumes where it
+stopped. Output goes to a folder named by the settings, with the settings in meta.json.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .data import Record, assign_split, load_any, save_records
+from .errors import SemsafeError
+from .paths import cache_dir
+
+
+@dataclass
+class PrepareConfig:
+    model: str = "smollm2-135m-instruct"
+    harmful: str = "advbench"  # a named set or a file of harmful prompts
+    n_harmful: int | None = None  # cap on harmful train prompts (None = all)
+    retain: str = "benign"  # a named set or a file of benign instructions
+    n_retain: int | None = None
+    self_distill: bool = True  # True: the model answers the retain prompts; False: use given responses
+    held_out: float = 0.5  # share of prompts held out for evaluation
+    seed: int = 0
+    max_new_tokens: int = 64
+    batch_size: int = 16
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def default_out_dir(cfg: PrepareConfig) -> Path:
+    slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in cfg.model)[-40:]
+    return cache_dir() / "data" / f"{slug}-{cfg.key()}"
+
+
+def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = True,
+            model_and_tokenizer=None) -> dict:
+    """Run the recipe; returns the report (also written to ``out_dir/report.json``)."""
+    from .judges.harm import harm_judge
+    from .judges.refusal import refusal_judge
+
+    if not 0 < cfg.held_out < 1:
+        raise SemsafeError(f"held_out must be strictly between 0 and 1, got {cfg.held_out}")
+    out = Path(out_dir) if out_dir else default_out_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_meta(out, cfg)
+    started = time.time()
+
+    harmful = assign_split(load_any(cfg.harmful), cfg.held_out, cfg.seed)
+    train_h = [r for r in harmful if r.split == "train"][:cfg.n_harmful]
+    held_h = [r for r in harmful if r.split == "test"]
+    retain = assign_split(load_any(cfg.retain), cfg.held_out, cfg.seed)
+    train_r = [r for r in retain if r.split == "train"][:cfg.n_retain]
+    held_r = [r for r in retain if r.split == "test"]
+    if not train_h:
+        raise SemsafeError(f"no harmful training prompts left from {cfg.harmful!r} after the split")
+
+    if model_and_tokenizer is None:
+        from .models import load_model
+        model_and_tokenizer = load_model(cfg.model)
+    model, tok = model_and_tokenizer
+
+    answers = _generate_resumable(model, tok, train_h, out / "generations_harmful.jsonl", cfg, progress)
+    if cfg.self_distill:
+        retain_answers = _generate_resumable(model, tok, train_r, out / "generations_retain.jsonl", cfg, progress)
+    else:
+        missing = [r.id for r in train_r if not r.response]
+        if missing:
+            raise SemsafeError(f"{len(missing)} retain records have no response (first: {missing[0]}); "
+                               "give SFT data with responses or use self-distillation")
+        retain_answers = {r.id: r.response for r in train_r}
+
+    prompts = [r.prompt for r in train_h]
+    responses = [answers[r.id] for r in train_h]
+    refusal_p = refusal_judge().probability(prompts, responses)
+    harm_p = harm_judge().probability(prompts, responses)
+    kept, reasons = [], {"empty answer": 0, "refused": 0, "judged harmless": 0}
+    for r, text, p_ref, p_harm in zip(train_h, responses, refusal_p, harm_p):
+        if not text.strip():
+            reasons["empty answer"] += 1
+        elif p_ref >= 0.5:
+            reasons["refused"] += 1
+        elif p_harm < 0.5:
+            reasons["judged harmless"] += 1
+        else:
+            kept.append(Record(r.id, r.prompt, text, r.source, "train",
+                               {**r.labels, "harm_prob": round(float(p_harm), 4),
+                                "refusal_prob": round(float(p_ref), 4)}))
+    retain_set = [Record(r.id, r.prompt, retain_answers[r.id], r.source, "train", dict(r.labels))
+                  for r in train_r if retain_answers[r.id].strip()]
+
+    save_records(kept, out / "harmful.jsonl")
+    save_records(held_h, out / "harmful_heldout.jsonl")
+    save_records(retain_set, out / "retain.jsonl")
+    save_records(held_r, out / "retain_heldout.jsonl")
+    report = {
+        "out_dir": str(out),
+        "harmful_prompts_answered": len(train_h),
+        "harmful_kept": len(kept),
+        "dropped": reasons,
+        "harmful_heldout_prompts": len(held_h),
+        "retain_examples": len(retain_set),
+        "retain_heldout": len(held_r),
+        "judges": {"refusal": f"{refusal_judge().name}-v{refusal_judge().version}",
+                   "harm": f"{harm_judge().name}-v{harm_judge().version}"},
+        "seconds": round(time.time() - started, 1),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def load_prepared(folder) -> dict:
+    """The prepared sets in ``folder``: harmful, harmful_heldout, retain, retain_heldout."""
+    from .data import load_records
+
+    folder = Path(folder)
+    if not (folder / "report.json").exists():
+        raise SemsafeError(f"{folder} holds no finished `semsafe prepare` output (no report.json); "
+                           "run `semsafe prepare` first")
+    sets = {}
+    for name in ("harmful", "harmful_heldout", "retain", "retain_heldout"):
+        path = folder / f"{name}.jsonl"
+        sets[name] = list(load_records(path)) if path.exists() and path.stat().st_size else []
+    return sets
+
+
+# --- internals -----------------------------------------------------------------------------
+
+def _check_meta(out: Path, cfg: PrepareConfig) -> None:
+    meta_path = out / "meta.json"
+    meta = {"config": asdict(cfg), "key": cfg.key()}
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old.get("key") != cfg.key():
+            raise SemsafeError(
+                f"{out} was prepared with other settings ({old.get('config')}); "
+                "choose another --out folder or delete that one")
+    else:
+        meta_path.write_text(json.dumps(meta, indent=1))
+
+
+def _generate_resumable(model, tok, records, log_path: Path, cfg, progress) -> dict:
+    """{id: answer}; answers already in the log are reused, new ones appended per batch."""
+    from .generate import generate_answers
+
+    done = {}
+    if log_path.exists():
+        raw = log_path.read_bytes()
+        if raw and not raw.endswith(b"\n"):  # killed mid-line: drop the fragment before appending
+            with open(log_path, "r+b") as fh:
+                fh.truncate(raw.rfind(b"\n") + 1)
+        for line in log_path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                done[row["id"]] = row["response"]
+            except (ValueError, KeyError):
+                continue  # a line cut by a kill mid-write: regenerate that one
+    todo = [r for r in records if r.id not in done]
+    if todo:
+        with open(log_path, "a", encoding="utf-8") as log:
+            def save_batch(indices, batch_answers):
+                for i, text in zip(indices, batch_answers):
+                    log.write(json.dumps({"id": todo[i].id, "response": text}, ensure_ascii=False) + "\n")
+                    done[todo[i].id] = text
+                log.flush()
+
+            generate_answers(model, tok, [r.prompt for r in todo], max_new_tokens=cfg.max_new_tokens,
+                             batch_size=cfg.batch_size, seed=cfg.seed, progress=progress,
+                             on_batch=save_batch)
+    return {r.id: done[r.id] for r in records}
