@@ -1,0 +1,111 @@
+"""Data loaders on good and bad files, the project's sets, pack sets, splits and label masks."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from semsafe.chat import build_example, prompt_ids
+from semsafe.data import assign_split, load_records, load_set, refusal_texts, save_records
+from semsafe.errors import SemsafeError
+
+
+def write(tmp_path, name, content, mode="w"):
+    path = tmp_path / name
+    if mode == "wb":
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def test_jsonl_and_csv_load_with_labels(tmp_path):
+    rows = [{"id": "a", "prompt": "Hi", "response": "Hello", "labels": {"type": "safe"}},
+            {"prompt": "Second", "split": "test"}]
+    path = write(tmp_path, "set.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n")
+    recs = load_records(path)
+    assert [r.id for r in recs] == ["a", "set-2"] and recs[1].split == "test"
+    assert recs[0].labels == {"type": "safe"} and recs[1].response is None
+    csv_path = write(tmp_path, "p.csv", 'prompt,label,category\n"How, exactly?",safe,homonyms\nKill it,unsafe,x\n')
+    recs = load_records(csv_path)
+    assert recs[0].prompt == "How, exactly?" and recs[0].labels == {"label": "safe", "category": "homonyms"}
+    out = tmp_path / "round.jsonl"
+    save_records(recs, out)
+    assert [r.prompt for r in load_records(out)] == ["How, exactly?", "Kill it"]
+
+
+def test_bad_record_names_file_and_line_or_is_skipped_and_counted(tmp_path):
+    path = write(tmp_path, "bad.jsonl", '{"prompt": "ok"}\n{"prompt": ""}\nnot json\n{"prompt": "fine"}\n')
+    with pytest.raises(SemsafeError, match=r"bad.jsonl:2: missing or empty 'prompt'"):
+        load_records(path)
+    recs = load_records(path, on_error="skip")
+    assert [r.prompt for r in recs] == ["ok", "fine"]
+    assert [(s.line, s.reason.split(" (")[0]) for s in recs.skipped] == [
+        (2, "missing or empty 'prompt'"), (3, "not valid JSON")]
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("empty.jsonl", "", "is empty"),
+    ("nocol.csv", "question,answer\nx,y\n", "no 'prompt' column"),
+    ("dup.jsonl", '{"id": "1", "prompt": "a"}\n{"id": "1", "prompt": "b"}\n', "duplicate id"),
+    ("split.jsonl", '{"prompt": "a", "split": "dev"}\n', "'split' must be"),
+    ("x.txt", "prompt\n", "unknown data format"),
+])
+def test_bad_files_give_clear_errors(tmp_path, name, content, message):
+    with pytest.raises(SemsafeError, match=message):
+        load_records(write(tmp_path, name, content))
+
+
+def test_wrong_encoding_is_a_clear_error(tmp_path):
+    path = write(tmp_path, "latin.csv", "prompt\ncaf\xe9 cr\xe8me\n".encode("latin-1"), mode="wb")
+    with pytest.raises(SemsafeError, match="not UTF-8"):
+        load_records(path)
+
+
+def test_project_sets_meet_their_sizes():
+    benign = load_set("benign")
+    assert len(benign) >= 150 and all(r.response for r in benign)
+    assert len(Counter(r.labels["category"] for r in benign)) >= 5
+    probes = load_set("overalign")
+    safe = [r for r in probes if r.labels["type"] == "safe"]
+    unsafe = [r for r in probes if r.labels["type"] == "unsafe"]
+    assert len(safe) >= 150 and len(unsafe) >= 50
+    assert {r.labels["category"] for r in safe} >= {
+        "homonyms", "figurative", "safe_targets", "safe_contexts", "definitions", "history",
+        "fiction", "public_figures"}
+    assert len(refusal_texts()) >= 30
+    # evaluation probes never appear among training instructions
+    assert not {r.prompt for r in benign} & {r.prompt for r in probes}
+
+
+def test_pack_sets_are_read_from_installed_packs():
+    adv = load_set("advbench")
+    assert len(adv) == 520 and adv[0].labels["category"] and adv[0].source == "advbench"
+    assert len(load_set("harmbench")) == 200
+    dna = load_set("donotanswer")
+    assert len(dna) == 939 and len({r.labels["category"] for r in dna}) == 5
+
+
+def test_split_is_reproducible_disjoint_and_stable():
+    recs = load_set("advbench")
+    a, b = assign_split(recs, 0.3, seed=1), assign_split(recs, 0.3, seed=1)
+    assert [r.split for r in a] == [r.split for r in b]
+    test_ids = {r.id for r in a if r.split == "test"}
+    assert 0.2 < len(test_ids) / len(recs) < 0.4
+    assert test_ids.isdisjoint({r.id for r in a if r.split == "train"})
+    fewer = assign_split(recs[100:], 0.3, seed=1)  # removing records does not move the others
+    assert {r.id: r.split for r in fewer} == {r.id: r.split for r in a[100:]}
+    assert [r.split for r in assign_split(recs, 0.3, seed=2)] != [r.split for r in a]
+
+
+def test_label_mask_covers_exactly_the_response_tokens(embedded):
+    _, tok = embedded
+    prompt, response = "What is 2 + 2?", "2 + 2 equals 4."
+    ex = build_example(tok, prompt, response)
+    n_prompt = len(prompt_ids(tok, prompt))
+    assert ex["labels"][:n_prompt] == [-100] * n_prompt
+    scored = ex["labels"][n_prompt:]
+    assert -100 not in scored and scored == ex["input_ids"][n_prompt:]
+    assert tok.decode(scored[:-1]) == response and scored[-1] == tok.eos_token_id
+    with pytest.raises(SemsafeError, match="no response token would remain"):
+        build_example(tok, prompt, response, max_length=n_prompt)

@@ -1,0 +1,63 @@
+"""`semsafe prepare` on a tiny subset with the real embedded model, including a real kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from semsafe.prepare import PrepareConfig, load_prepared, prepare
+
+
+def test_prepare_tiny_subset(embedded, tmp_path):
+    cfg = PrepareConfig(n_harmful=4, n_retain=3, max_new_tokens=24, batch_size=4)
+    report = prepare(cfg, out_dir=tmp_path, progress=False, model_and_tokenizer=embedded)
+    assert report["harmful_prompts_answered"] == 4
+    assert report["harmful_kept"] + sum(report["dropped"].values()) == 4
+    assert report["judges"] == {"refusal": "refusal-v1", "harm": "harm-v1"}
+    sets = load_prepared(tmp_path)
+    train_ids = {r.id for r in sets["harmful"]}
+    held_ids = {r.id for r in sets["harmful_heldout"]}
+    assert train_ids.isdisjoint(held_ids) and len(held_ids) > 200
+    for r in sets["harmful"]:
+        assert r.response and r.labels["harm_prob"] >= 0.5 and r.labels["refusal_prob"] < 0.5
+    assert len(sets["retain"]) == 3 and all(r.response for r in sets["retain"])
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["config"]["model"] == "smollm2-135m-instruct" and meta["config"]["seed"] == 0
+    # same settings again: nothing is regenerated
+    log = (tmp_path / "generations_harmful.jsonl").read_text()
+    prepare(cfg, out_dir=tmp_path, progress=False, model_and_tokenizer=embedded)
+    assert (tmp_path / "generations_harmful.jsonl").read_text() == log
+
+
+def test_prepare_refuses_to_mix_settings(embedded, tmp_path):
+    import pytest
+
+    from semsafe.errors import SemsafeError
+
+    prepare(PrepareConfig(n_harmful=1, n_retain=1, max_new_tokens=4, batch_size=1),
+            out_dir=tmp_path, progress=False, model_and_tokenizer=embedded)
+    with pytest.raises(SemsafeError, match="other settings"):
+        prepare(PrepareConfig(n_harmful=1, n_retain=1, max_new_tokens=4, batch_size=1, seed=5),
+                out_dir=tmp_path, progress=False, model_and_tokenizer=embedded)
+
+
+def test_killed_prepare_resumes_without_duplicates(embedded, tmp_path):
+    args = [sys.executable, "-m", "semsafe.cli", "prepare", "--n-harmful", "6", "--n-retain", "1",
+            "--max-new-tokens", "24", "--batch-size", "2", "--out", str(tmp_path)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    log = tmp_path / "generations_harmful.jsonl"
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = log.read_text().count("\n")
+    assert 2 <= partial < 6, "the kill should land after the first batch and before the end"
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    ids = [json.loads(line)["id"] for line in log.read_text().splitlines()]
+    assert len(ids) == 6 and len(set(ids)) == 6
+    assert json.loads(done.stdout)["harmful_prompts_answered"] == 6
