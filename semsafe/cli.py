@@ -57,6 +57,22 @@ def _judges(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from .train import run_from_args
+
+    return run_from_args(args)
+
+
+def _sweep(args) -> int:
+    from .sweep import run_sweep
+
+    runs = run_sweep(args.config, args.overrides, args.objectives.split(","),
+                     [int(x) for x in args.sizes.split(",")], [int(x) for x in args.seeds.split(",")])
+    for run in runs:
+        print(f"{run.id}\t{run.status.get('state')}\t{run.status.get('message', '')}")
+    return 0 if all(r.status.get("state") == "done" for r in runs) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="semsafe", description="Semantic-loss (EMD) safety fine-tuning: inspect, train, evaluate.")
@@ -92,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="retrain the learned judges first")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_judges)
+
+    from .train import add_arguments
+
+    p = sub.add_parser("train", help="fine-tune with an objective (TA-SFT or a baseline) into a run folder")
+    add_arguments(p)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("sweep", help="one run per objective x harmful-set size x seed")
+    p.add_argument("--config", help="base YAML config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--objectives", default="sft,ga,emd,emd_lb,refusal_sft")
+    p.add_argument("--sizes", default="10,30,100", help="harmful-set sizes")
+    p.add_argument("--seeds", default="0,1")
+    p.set_defaults(func=_sweep)
 
     p = sub.add_parser("model", help="load (and on first use convert and cache) a model")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")

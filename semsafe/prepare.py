@@ -49,6 +49,7 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
             model_and_tokenizer=None) -> dict:
     """Run the recipe; returns the report (also written to ``out_dir/report.json``)."""
     from .judges.harm import harm_judge
+    from .train import tokenizer_fingerprint
     from .judges.refusal import refusal_judge
 
     if not 0 < cfg.held_out < 1:
@@ -115,6 +116,7 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
         "retain_heldout": len(held_r),
         "judges": {"refusal": f"{refusal_judge().name}-v{refusal_judge().version}",
                    "harm": f"{harm_judge().name}-v{harm_judge().version}"},
+        "tokenizer": tokenizer_fingerprint(tok),
         "seconds": round(time.time() - started, 1),
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))

@@ -1,0 +1,211 @@
+"""Training objectives: TA-SFT (`emd`, `emd_lb`) and the baselines, one small class each.
+
+Every step sees a batch ``{"retain": ..., "harmful": ...}`` (and ``"refusal"`` for
+`refusal_sft`); each part holds ``input_ids``, ``attention_mask`` and ``labels`` with -100 on
+prompt and padding positions. Each objective returns ``(loss, terms)``: the scalar to minimise
+and the named values to log. Math: docs/method.md.
+"""
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .cost import SemanticCost
+from .emd import emd_lower_bound, emd_to_token
+from .errors import SemsafeError
+
+
+@dataclass
+class ObjectiveContext:
+    cost: SemanticCost
+    lam: float = 1.0  # weight of the harmful-set term
+    token_weighting: str = "all"  # "all" or "first:N" (only the first N answer tokens)
+    npo_beta: float = 0.1
+    # a context manager under which the model is the frozen reference (adapters disabled)
+    reference: object = None
+
+
+# --- shared pieces -------------------------------------------------------------------------
+
+def causal_lm_terms(model, part):
+    """(logits at positions that predict a label (N, |V|), those labels (N,), row of each (N,))."""
+    logits = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).logits
+    labels = part["labels"][:, 1:]
+    mask = labels != -100
+    rows = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)[mask]
+    return logits[:, :-1][mask], labels[mask], rows
+
+
+def token_weights(labels_part, rows, scheme: str) -> torch.Tensor:
+    """Weight of each answer token in the harmful term (normalised to sum to 1)."""
+    n = rows.shape[0]
+    if scheme == "all":
+        w = torch.ones(n, device=rows.device)
+    elif scheme.startswith("first:"):
+        k = int(scheme.split(":", 1)[1])
+        # position of each token within its own answer: count of earlier tokens of the same row
+        first = torch.ones(n, dtype=torch.bool, device=rows.device)
+        first[1:] = rows[1:] != rows[:-1]
+        start = torch.cummax(torch.where(first, torch.arange(n, device=rows.device), 0), 0).values
+        w = ((torch.arange(n, device=rows.device) - start) < k).float()
+    else:
+        raise SemsafeError(f"unknown token weighting {scheme!r}; use 'all' or 'first:N'")
+    return w / w.sum().clamp_min(1.0)
+
+
+def retain_ce(model, batch):
+    logits, labels, _ = causal_lm_terms(model, batch["retain"])
+    return F.cross_entropy(logits.float(), labels)
+
+
+def harmful_emd(logits, labels, ctx) -> torch.Tensor:
+    """Per-token exact EMD from the model's next-token distribution to the harmful token."""
+    return emd_to_token(logits.float().softmax(-1), labels, ctx.cost)
+
+
+def reference_logits(model, part, ctx):
+    if ctx.reference is None:
+        raise SemsafeError("this objective needs a reference model: train with LoRA (lora.enabled: true)")
+    with torch.no_grad(), ctx.reference():
+        logits, _, _ = causal_lm_terms(model, part)
+    return logits.float()
+
+
+def sequence_logprob(logits, labels, rows, n_rows):
+    tok = -F.cross_entropy(logits.float(), labels, reduction="none")
+    return torch.zeros(n_rows, device=tok.device).index_add(0, rows, tok)
+
+
+# --- the objectives ------------------------------------------------------------------------
+
+class Objective:
+    name = ""
+    uses_harmful = True  # needs a non-empty harmful set
+    needs_reference = False
+    extra_parts: tuple = ()  # batch parts besides retain and harmful
+
+    def __call__(self, model, batch, ctx: ObjectiveContext):
+        raise NotImplementedError
+
+
+class SFT(Objective):
+    """Plain SFT on the retain set (λ has no effect). The harmful batch is only measured."""
+    name, uses_harmful = "sft", False
+
+    def __call__(self, model, batch, ctx):
+        ce = retain_ce(model, batch)
+        return ce, {"ce_retain": ce.detach()}
+
+
+class EMD(Objective):
+    """CE(retain) − λ · mean_t EMD(P_θ(·|x, y_<t), δ(y_t)) over harmful answers (exact)."""
+    name = "emd"
+
+    def __call__(self, model, batch, ctx):
+        ce = retain_ce(model, batch)
+        logits, labels, rows = causal_lm_terms(model, batch["harmful"])
+        emd = harmful_emd(logits, labels, ctx)
+        penalty = (emd * token_weights(labels, rows, ctx.token_weighting)).sum()
+        return ce - ctx.lam * penalty, {"ce_retain": ce.detach(), "emd_harmful": penalty.detach()}
+
+
+class EMDLowerBound(Objective):
+    """CE(retain) − λ · mean_t LB(P_θ, P_ref) with P_ref the frozen base model on the harmful
+    prefix. At the start P_θ = P_ref, where LB and its gradient are 0: the retain term has to
+    move the model first (docs/method.md)."""
+    name, needs_reference = "emd_lb", True
+
+    def __call__(self, model, batch, ctx):
+        ce = retain_ce(model, batch)
+        ref = reference_logits(model, batch["harmful"], ctx).softmax(-1)
+        logits, labels, rows = causal_lm_terms(model, batch["harmful"])
+        p = logits.float().softmax(-1)
+        w = token_weights(labels, rows, ctx.token_weighting)
+        bound = (emd_lower_bound(p, ref, ctx.cost) * w).sum()
+        emd = (emd_to_token(p.detach(), labels, ctx.cost) * w).sum()
+        return ce - ctx.lam * bound, {"ce_retain": ce.detach(), "lb_harmful": bound.detach(),
+                                      "emd_harmful": emd}
+
+
+class GradientAscent(Objective):
+    """CE(retain) − λ · NLL(harmful): unbounded below, the usual way such training collapses."""
+    name = "ga"
+
+    def __call__(self, model, batch, ctx):
+        ce = retain_ce(model, batch)
+        logits, labels, rows = causal_lm_terms(model, batch["harmful"])
+        w = token_weights(labels, rows, ctx.token_weighting)
+        nll = (F.cross_entropy(logits.float(), labels, reduction="none") * w).sum()
+        with torch.no_grad():
+            emd = (harmful_emd(logits, labels, ctx) * w).sum()
+        return ce - ctx.lam * nll, {"ce_retain": ce.detach(), "nll_harmful": nll.detach(),
+                                    "emd_harmful": emd}
+
+
+class Unlikelihood(Objective):
+    """CE(retain) + λ · mean_t −log(1 − p(y_t)): push down the harmful token's probability."""
+    name = "unlikelihood"
+
+    def __call__(self, model, batch, ctx):
+        ce = retain_ce(model, batch)
+        logits, labels, rows = causal_lm_terms(model, batch["harmful"])
+        w = token_weights(labels, rows, ctx.token_weighting)
+        logp = logits.float().log_softmax(-1).gather(1, labels[:, None]).squeeze(1)
+        # log(1 - p) = log(-expm1(log p)), clamped so p -> 1 stays finite
+        ul = (-torch.log(-torch.expm1(logp.clamp(max=-1e-6))) * w).sum()
+        with torch.no_grad():
+            emd = (harmful_emd(logits, labels, ctx) * w).sum()
+        return ce + ctx.lam * ul, {"ce_retain": ce.detach(), "unlikelihood": ul.detach(),
+                                   "emd_harmful": emd}
+
+
+class NPO(Objective):
+    """CE(retain) + λ · (2/β) · mean log(1 + (π_θ(y|x) / π_ref(y|x))^β), per harmful answer;
+    the reference is the same model with its LoRA adapters disabled (no second copy)."""
+    name, needs_reference = "npo", True
+
+    def __call__(self, model, batch, ctx):
+        ce = retain_ce(model, batch)
+        part = batch["harmful"]
+        n = part["input_ids"].shape[0]
+        with torch.no_grad(), (ctx.reference() if ctx.reference else contextlib.nullcontext()):
+            if ctx.reference is None:
+                raise SemsafeError("npo needs a reference model: train with LoRA (lora.enabled: true)")
+            ref_logits, labels, rows = causal_lm_terms(model, part)
+            ref_lp = sequence_logprob(ref_logits, labels, rows, n)
+        logits, labels, rows = causal_lm_terms(model, part)
+        log_ratio = sequence_logprob(logits, labels, rows, n) - ref_lp
+        npo = (-2.0 / ctx.npo_beta * F.logsigmoid(-ctx.npo_beta * log_ratio)).mean()
+        with torch.no_grad():
+            emd = (harmful_emd(logits, labels, ctx) * token_weights(labels, rows, ctx.token_weighting)).sum()
+        return ce + ctx.lam * npo, {"ce_retain": ce.detach(), "npo": npo.detach(), "emd_harmful": emd}
+
+
+class RefusalSFT(Objective):
+    """CE(retain) + λ · CE(harmful prompts answered with the project's refusals)."""
+    name, extra_parts = "refusal_sft", ("refusal",)
+
+    def __call__(self, model, batch, ctx):
+        ce = retain_ce(model, batch)
+        logits, labels, _ = causal_lm_terms(model, batch["refusal"])
+        ce_ref = F.cross_entropy(logits.float(), labels)
+        return ce + ctx.lam * ce_ref, {"ce_retain": ce.detach(), "ce_refusal": ce_ref.detach()}
+
+
+OBJECTIVES = {cls.name: cls for cls in (SFT, EMD, EMDLowerBound, GradientAscent, Unlikelihood, NPO, RefusalSFT)}
+
+
+def get_objective(name: str) -> Objective:
+    try:
+        return OBJECTIVES[name]()
+    except KeyError:
+        raise SemsafeError(f"unknown objective {name!r}; choose one of: {', '.join(OBJECTIVES)}") from None
+
+
+@torch.no_grad()
+def measure_harmful_emd(model, part, ctx) -> torch.Tensor:
+    """Mean exact EMD to the harmful tokens under the current model (for logging any objective)."""
+    logits, labels, rows = causal_lm_terms(model, part)
+    return (harmful_emd(logits, labels, ctx) * token_weights(labels, rows, ctx.token_weighting)).sum()

@@ -1,0 +1,122 @@
+"""The run store: one folder per run, written atomically, readable while the run is live.
+
+    runs/<run_id>/config.yaml     the full config that ran
+                  status.json     state (queued|running|done|failed|cancelled), pid, step,
+                                  total steps, message, times
+                  metrics.jsonl   one line per logging step
+                  checkpoints/    Trainer checkpoints (resume from the latest)
+                  adapter/        the trained LoRA adapter (PeftModel.from_pretrained loads it)
+"""
+
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+
+import yaml
+
+from .errors import SemsafeError
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+STATES = ("queued", "running", "done", "failed", "cancelled")
+
+
+def runs_dir() -> Path:
+    """``$SEMSAFE_RUNS`` or ``./runs``."""
+    return Path(os.environ.get("SEMSAFE_RUNS") or "runs").resolve()
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Run:
+    def __init__(self, run_id: str, root: Path | None = None):
+        root = (root or runs_dir()).resolve()
+        if not _RUN_ID.match(run_id or "") or run_id in (".", ".."):
+            raise SemsafeError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-'")
+        path = (root / run_id).resolve()
+        if path.parent != root:
+            raise SemsafeError(f"run id {run_id!r} escapes the runs folder {root}")
+        self.id, self.root, self.path = run_id, root, path
+
+    # --- creation and lookup ---
+    @classmethod
+    def create(cls, config_dict: dict, name: str | None = None, root: Path | None = None) -> "Run":
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run = cls(name or f"{stamp}-{config_dict.get('objective', 'run')}-{secrets.token_hex(2)}", root)
+        if run.path.exists():
+            raise SemsafeError(f"run {run.id} already exists in {run.root}")
+        run.path.mkdir(parents=True)
+        atomic_write(run.path / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+        run.write_status("queued", message="waiting to start")
+        return run
+
+    @classmethod
+    def open(cls, run_id: str, root: Path | None = None) -> "Run":
+        run = cls(run_id, root)
+        if not (run.path / "config.yaml").exists():
+            raise SemsafeError(f"no run {run_id!r} in {run.root}")
+        return run
+
+    # --- files ---
+    @property
+    def config(self) -> dict:
+        return yaml.safe_load((self.path / "config.yaml").read_text())
+
+    @property
+    def status(self) -> dict:
+        try:
+            return json.loads((self.path / "status.json").read_text())
+        except (OSError, ValueError):
+            return {"state": "unknown"}
+
+    def write_status(self, state: str, **fields) -> dict:
+        if state not in STATES:
+            raise ValueError(state)
+        status = {**self.status, **fields, "state": state, "updated": time.time()}
+        status.setdefault("created", status["updated"])
+        atomic_write(self.path / "status.json", json.dumps(status, indent=1))
+        return status
+
+    def append_metrics(self, row: dict) -> None:
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+
+    def metrics(self) -> list[dict]:
+        path = self.path / "metrics.jsonl"
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a line being written right now
+        return rows
+
+    def truncate_metrics(self, last_step: int) -> None:
+        """Keep only complete lines up to ``last_step`` (used when resuming from a checkpoint,
+        whose later steps will be logged again)."""
+        rows = [r for r in self.metrics() if r.get("step", 0) <= last_step]
+        atomic_write(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+    def latest_checkpoint(self) -> Path | None:
+        ckpts = sorted((self.path / "checkpoints").glob("checkpoint-*"),
+                       key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+        complete = [c for c in ckpts if (c / "trainer_state.json").exists()]
+        return complete[-1] if complete else None
+
+
+def list_runs(root: Path | None = None) -> list[Run]:
+    root = (root or runs_dir())
+    if not root.exists():
+        return []
+    return sorted((Run(p.name, root) for p in root.iterdir()
+                   if p.is_dir() and _RUN_ID.match(p.name) and (p / "config.yaml").exists()),
+                  key=lambda r: r.status.get("created", 0), reverse=True)

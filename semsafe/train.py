@@ -1,0 +1,345 @@
+"""TA-SFT training: a `transformers.Trainer` whose `compute_loss` calls an objective.
+
+Everything else — gradient accumulation, mixed precision, checkpoints, DDP through
+`accelerate launch -m semsafe.train ...` — is the Trainer's. This module adds the paired
+retain/harmful data, LoRA through peft, and the run store (status, metrics, adapter).
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from .chat import build_example
+from .config import TrainConfig, load_config
+from .cost import SemanticCost
+from .errors import SemsafeError
+from .objectives import ObjectiveContext, get_objective, measure_harmful_emd
+from .runs import Run
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def tokenizer_fingerprint(tok) -> str:
+    vocab = sorted(tok.get_vocab().items())
+    return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
+
+
+def load_training_data(cfg: TrainConfig, tok, model_and_tokenizer=None):
+    """(harmful records, retain records) as the config names them."""
+    from .data import load_records
+    from .prepare import PrepareConfig, default_out_dir, load_prepared, prepare
+
+    d = cfg.data
+    if d.prepared:
+        if d.prepared == "auto":
+            pcfg = PrepareConfig(model=cfg.model, n_harmful=d.n_harmful, n_retain=d.n_retain,
+                                 max_new_tokens=d.prepare_max_new_tokens, seed=cfg.train.seed)
+            folder = default_out_dir(pcfg)
+            if not (folder / "report.json").exists():
+                prepare(pcfg, out_dir=folder, model_and_tokenizer=model_and_tokenizer)
+        else:
+            folder = d.prepared
+        sets = load_prepared(folder)
+        report = json.loads((Path(folder) / "report.json").read_text())
+        if report.get("tokenizer") and report["tokenizer"] != tokenizer_fingerprint(tok):
+            raise SemsafeError(
+                f"the data in {folder} was tokenized for another model's tokenizer than {cfg.model!r}; "
+                "prepare data with this model (data.prepared: auto) or train the model it was made for")
+        harmful, retain = sets["harmful"], sets["retain"]
+    elif d.harmful or d.retain:
+        if not (d.harmful and d.retain):
+            raise SemsafeError("give both data.harmful and data.retain files (or data.prepared)")
+        harmful, retain = list(load_records(d.harmful)), list(load_records(d.retain))
+    else:
+        raise SemsafeError("no training data: set data.prepared to 'auto' or a `semsafe prepare` "
+                           "folder, or set data.harmful and data.retain to files")
+    harmful = [r for r in harmful if r.response][:d.n_harmful]
+    retain = [r for r in retain if r.response][:d.n_retain]
+    if not retain:
+        raise SemsafeError("the retain set is empty; every step needs benign examples with responses")
+    return harmful, retain
+
+
+class PairedDataset(Dataset):
+    """Item i: one retain example and ``harmful_per_retain`` harmful ones, cycling the (small)
+    harmful set; ``refusal`` parts pair the same harmful prompts with the project's refusals."""
+
+    def __init__(self, tok, retain, harmful, harmful_per_retain, max_length, with_refusals=False):
+        from .data import refusal_texts
+
+        self.retain = [build_example(tok, r.prompt, r.response, max_length) for r in retain]
+        self.harmful = [build_example(tok, r.prompt, r.response, max_length) for r in harmful]
+        refusals = refusal_texts() if with_refusals else []
+        self.refusal = [build_example(tok, r.prompt, refusals[i % len(refusals)], max_length)
+                        for i, r in enumerate(harmful)] if with_refusals else []
+        self.k = harmful_per_retain
+
+    def __len__(self):
+        return len(self.retain)
+
+    def __getitem__(self, i):
+        item = {"retain": [self.retain[i]]}
+        if self.harmful:
+            idx = [(i * self.k + j) % len(self.harmful) for j in range(self.k)]
+            item["harmful"] = [self.harmful[j] for j in idx]
+            if self.refusal:
+                item["refusal"] = [self.refusal[j] for j in idx]
+        return item
+
+
+def make_collator(pad_id: int):
+    def pad(examples):
+        width = max(len(e["input_ids"]) for e in examples)
+        ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(examples), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(examples), width), dtype=torch.long)
+        for row, e in enumerate(examples):
+            n = len(e["input_ids"])
+            ids[row, :n] = torch.tensor(e["input_ids"])
+            labels[row, :n] = torch.tensor(e["labels"])
+            mask[row, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def collate(items):
+        return {part: pad([e for item in items for e in item[part]]) for part in items[0]}
+
+    return collate
+
+
+# --- the trainer ---------------------------------------------------------------------------
+
+class TASFTTrainer(Trainer):
+    """Trainer whose loss is an objective over ``{"retain", "harmful", ...}`` batches."""
+
+    def __init__(self, *args, objective, objective_context, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.objective, self.objective_context = objective, objective_context
+        self._terms: dict[str, list[float]] = {}
+        self._tokens, self._tokens_at = 0, time.time()
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, terms = self.objective(model, inputs, self.objective_context)
+        if not torch.isfinite(loss):
+            raise SemsafeError(f"the loss became {loss.item()} at step {self.state.global_step + 1}; "
+                               "lower the learning rate or lambda")
+        if "emd_harmful" not in terms and "harmful" in inputs and self._will_log():
+            terms["emd_harmful"] = measure_harmful_emd(model, inputs["harmful"], self.objective_context)
+        for name, value in terms.items():
+            self._terms.setdefault(name, []).append(float(value))
+        self._tokens += int(sum(part["attention_mask"].sum() for part in inputs.values()))
+        return (loss, None) if return_outputs else loss
+
+    def _will_log(self) -> bool:
+        return (self.state.global_step + 1) % self.args.logging_steps == 0
+
+    def log(self, logs, start_time=None):
+        if "loss" in logs:  # a training log: add the objective's terms and throughput
+            for name, values in self._terms.items():
+                logs[name] = sum(values) / len(values)
+            now = time.time()
+            logs["tokens_per_s"] = self._tokens / max(now - self._tokens_at, 1e-9)
+            self._terms, self._tokens, self._tokens_at = {}, 0, now
+        super().log(logs, start_time)
+
+
+class RunStoreCallback(TrainerCallback):
+    """Mirrors training into the run folder: status.json each step, metrics.jsonl each log."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def on_train_begin(self, args, state, control, **kw):
+        if state.is_world_process_zero:
+            self.run.write_status("running", pid=os.getpid(), step=state.global_step,
+                                  total_steps=state.max_steps, message="training")
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.is_world_process_zero:
+            self.run.write_status("running", step=state.global_step, total_steps=state.max_steps)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if state.is_world_process_zero and logs and "loss" in logs:
+            row = {"step": state.global_step, "time": time.time(), **{
+                k: v for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}}
+            row["learning_rate"] = logs.get("learning_rate")
+            self.run.append_metrics(row)
+
+
+# --- putting it together -------------------------------------------------------------------
+
+def _precision(setting: str) -> bool:
+    """True for bf16."""
+    bf16_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if setting == "bf16" and not bf16_ok:
+        raise SemsafeError("train.precision is bf16 but no GPU with bf16 support is available; use auto or fp32")
+    return setting == "bf16" or (setting == "auto" and bf16_ok)
+
+
+def _wrap_lora(model, cfg: TrainConfig):
+    from peft import LoraConfig, get_peft_model
+
+    lora = cfg.lora
+    targets = None if lora.target_modules in ("auto", None) else lora.target_modules
+    config = LoraConfig(task_type="CAUSAL_LM", r=lora.r, lora_alpha=lora.alpha,
+                        lora_dropout=lora.dropout, target_modules=targets)
+    return get_peft_model(model, config)
+
+
+def train_run(cfg: TrainConfig, run: Run, resume: bool = False, model_and_tokenizer=None) -> Run:
+    """Train ``cfg`` into ``run``. Status ends as done, failed (with the message) or cancelled;
+    checkpoints and metrics written before a failure stay."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+    trainer = None
+    try:
+        trainer = _build_trainer(cfg, run, model_and_tokenizer)
+        checkpoint = run.latest_checkpoint() if resume else None
+        run.truncate_metrics(int(checkpoint.name.split("-")[-1]) if checkpoint else 0) if resume else None
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        if trainer.is_world_process_zero():
+            trainer.model.save_pretrained(run.path / "adapter")
+            run.write_status("done", step=trainer.state.global_step, message="finished",
+                             pid=None)
+        return run
+    except KeyboardInterrupt:
+        step = trainer.state.global_step if trainer else 0
+        if trainer is not None:
+            trainer.model.save_pretrained(run.path / "adapter")
+        run.write_status("cancelled", step=step, pid=None,
+                         message=f"cancelled at step {step}; the adapter so far is saved; "
+                                 f"`semsafe train --resume {run.id}` continues from the last checkpoint")
+        raise
+    except SemsafeError as err:
+        run.write_status("failed", pid=None, message=str(err))
+        raise
+    except torch.OutOfMemoryError as err:
+        message = (f"out of memory at step {trainer.state.global_step if trainer else 0}: lower "
+                   "train.batch_size (raise train.grad_accum to keep the effective batch) or data.max_length")
+        run.write_status("failed", pid=None, message=message)
+        raise SemsafeError(message) from err
+    except Exception as err:
+        run.write_status("failed", pid=None, message=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _build_trainer(cfg: TrainConfig, run: Run, model_and_tokenizer=None) -> TASFTTrainer:
+    from .models import load_model
+
+    objective = get_objective(cfg.objective)
+    model, tok = model_and_tokenizer or load_model(cfg.model)
+    harmful, retain = load_training_data(cfg, tok, (model, tok))
+    if objective.uses_harmful and not harmful:
+        raise SemsafeError(f"objective {cfg.objective!r} needs harmful examples, but the harmful set is "
+                           "empty (did `semsafe prepare` keep none? check its report)")
+    if objective.needs_reference and not cfg.lora.enabled:
+        raise SemsafeError(f"objective {cfg.objective!r} uses the model with adapters disabled as its "
+                           "reference; enable LoRA (lora.enabled: true)")
+    cost = SemanticCost.from_model(model, which=cfg.options.cost_embeddings)
+    if cost.vocab_size < len(tok):
+        raise SemsafeError(f"tokenizer has {len(tok)} tokens but the model's embeddings {cost.vocab_size}")
+    model.train()
+    if cfg.lora.enabled:
+        model = _wrap_lora(model, cfg)
+    use_cuda = torch.cuda.is_available()
+    bf16 = _precision(cfg.train.precision)
+    data = PairedDataset(tok, retain, harmful, cfg.data.harmful_per_retain, cfg.data.max_length,
+                         with_refusals="refusal" in objective.extra_parts)
+    args = TrainingArguments(
+        output_dir=str(run.path / "checkpoints"), max_steps=cfg.train.steps,
+        per_device_train_batch_size=cfg.train.batch_size,
+        gradient_accumulation_steps=cfg.train.grad_accum, learning_rate=cfg.train.lr,
+        warmup_steps=cfg.train.warmup_steps, max_grad_norm=cfg.train.max_grad_norm,
+        lr_scheduler_type="constant_with_warmup", logging_steps=cfg.train.logging_steps,
+        save_steps=cfg.train.save_steps, save_total_limit=2, seed=cfg.train.seed, bf16=bf16,
+        use_cpu=not use_cuda, dataloader_pin_memory=use_cuda, remove_unused_columns=False,
+        report_to=[], disable_tqdm=False, logging_nan_inf_filter=False)
+    reference = model.disable_adapter if cfg.lora.enabled else None
+    ctx = ObjectiveContext(cost=cost.to(args.device), lam=cfg.lam,
+                           token_weighting=cfg.options.token_weighting,
+                           npo_beta=cfg.options.npo_beta, reference=reference)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return TASFTTrainer(model=model, args=args, train_dataset=data, data_collator=make_collator(pad),
+                        objective=objective, objective_context=ctx,
+                        callbacks=[RunStoreCallback(run)])
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+# --- command line (also `accelerate launch -m semsafe.train ...`) ----------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config (see configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.steps=20 --set lambda=0.5")
+    p.add_argument("--run-id", help="name of the run folder (default: time-objective-random)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+
+
+def run_from_args(args) -> int:
+    rank = int(os.environ.get("RANK", "0"))
+    if args.resume:
+        from .config import config_from_dict
+
+        run = Run.open(args.resume)
+        cfg = config_from_dict(run.config)
+        status = run.status.get("state")
+        if status == "done":
+            raise SemsafeError(f"run {run.id} is already done; start a new run instead")
+        train_run(cfg, run, resume=True)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        if rank == 0:
+            run = Run.create(cfg.to_dict(), name=args.run_id)
+        else:  # other processes of a multi-process launch join the run rank 0 creates
+            if not args.run_id:
+                raise SemsafeError("multi-process training needs --run-id so all processes share one run")
+            deadline = time.time() + 120
+            while True:
+                try:
+                    run = Run.open(args.run_id)
+                    break
+                except SemsafeError:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.5)
+        print(f"run {run.id}: {run.path}", flush=True)
+        train_run(cfg, run)
+    print(json.dumps({"run": run.id, **run.status}), flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m semsafe.train", description="TA-SFT training")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except SemsafeError as err:
+        print(f"semsafe train: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semsafe train: cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
