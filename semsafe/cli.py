@@ -73,6 +73,44 @@ def _sweep(args) -> int:
     return 0 if all(r.status.get("state") == "done" for r in runs) else 1
 
 
+def _eval(args) -> int:
+    from .evaluate import EvalConfig, evaluate, load_subject
+
+    suites = args.suite or (["custom"] if args.prompts else ["harmful", "overalign", "fluency", "emd"])
+    cfg = EvalConfig(suites=suites, n_prompts=args.n, max_new_tokens=args.max_new_tokens,
+                     batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
+                     top_p=args.top_p, seed=args.seed, prompts_file=args.prompts)
+    subject = load_subject(args.model, args.run, cfg)
+    summary = evaluate(subject, cfg)
+    print(json.dumps({"subject": summary["subject"], "out": str(subject.out_dir),
+                      "suites": {s: {k: v["mean"] for k, v in m.items()} for s, m in summary["suites"].items()}},
+                     indent=1))
+    return 0
+
+
+def _compare(args) -> int:
+    from .compare import compare_table, write_csv, write_html
+
+    table = compare_table(args.refs)
+    if args.csv:
+        write_csv(table, args.csv)
+    if args.html:
+        write_html(table, args.refs, args.html)
+    with __import__("pandas").option_context("display.width", 200, "display.max_columns", 50):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _experiment(args) -> int:
+    from .experiment import data_efficiency
+
+    out = data_efficiency(objectives=args.objectives.split(","), sizes=[int(x) for x in args.sizes.split(",")],
+                          seeds=[int(x) for x in args.seeds.split(",")], steps=args.steps,
+                          eval_prompts=args.eval_prompts, config=args.config, overrides=args.overrides)
+    print(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="semsafe", description="Semantic-loss (EMD) safety fine-tuning: inspect, train, evaluate.")
@@ -122,6 +160,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default="10,30,100", help="harmful-set sizes")
     p.add_argument("--seeds", default="0,1")
     p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("eval", help="generate answers and score them with the judges")
+    p.add_argument("--model", help="evaluate a model spec (cached per spec and settings)")
+    p.add_argument("--run", help="evaluate a training run (its base model + adapter)")
+    p.add_argument("--suite", action="append", choices=["harmful", "overalign", "fluency", "emd", "custom"],
+                   help="suite to run (repeatable; default: all four, or custom with --prompts)")
+    p.add_argument("--prompts", help="your own prompt file (JSONL/CSV with 'prompt'; optional label/type)")
+    p.add_argument("--n", type=int, default=32, help="prompts per suite (default 32)")
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("compare", help="metrics of evaluated runs side by side")
+    p.add_argument("refs", nargs="+", help="run ids, base:<model spec>, or summary.json paths")
+    p.add_argument("--html", help="write a standalone HTML report here")
+    p.add_argument("--csv", help="write the table as CSV here")
+    p.set_defaults(func=_compare)
+
+    p = sub.add_parser("experiment", help="the paper's claims in miniature")
+    p.add_argument("name", choices=["data-efficiency"])
+    p.add_argument("--objectives", default="sft,ga,emd,emd_lb,refusal_sft")
+    p.add_argument("--sizes", default="10,30,100")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--eval-prompts", type=int, default=24)
+    p.add_argument("--config", default=None)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_experiment)
 
     p = sub.add_parser("model", help="load (and on first use convert and cache) a model")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")

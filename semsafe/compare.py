@@ -1,0 +1,133 @@
+"""`semsafe compare`: metrics of several evaluated models side by side, with deltas and intervals;
+a CSV, or a standalone HTML report (plotly inlined, no external URLs) that opens offline."""
+
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import SemsafeError
+from .paths import cache_dir
+
+KEY_METRICS = [("harmful", "harmful_rate"), ("harmful", "refusal_rate"), ("harmful", "toxicity"),
+               ("overalign", "over_refusal_rate"), ("overalign", "unsafe_refusal_rate"),
+               ("fluency", "ppl_reference"), ("fluency", "ppl_generated_under_base"),
+               ("fluency", "distinct_2"), ("fluency", "repetition"),
+               ("emd", "emd_to_harmful"), ("emd", "lower_bound")]
+
+
+def find_summary(ref: str) -> tuple[str, dict]:
+    """(label, summary) for a run id, ``base:<model spec>``, or a summary.json / eval folder path."""
+    if ref.startswith("base:"):
+        slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in ref[5:])[-40:]
+        found = sorted((cache_dir() / "eval").glob(f"{slug}-*/summary.json"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise SemsafeError(f"no evaluation of {ref[5:]!r} yet; run `semsafe eval --model {ref[5:]}`")
+        return ref, json.loads(found[-1].read_text())
+    path = Path(ref)
+    if path.is_dir():
+        path = path / "summary.json"
+    if path.suffix == ".json" and path.exists():
+        return str(ref), json.loads(path.read_text())
+    from .runs import Run
+    run = Run.open(ref)
+    summary = run.path / "eval" / "summary.json"
+    if not summary.exists():
+        raise SemsafeError(f"run {ref} has not been evaluated; run `semsafe eval --run {ref}`")
+    return ref, json.loads(summary.read_text())
+
+
+def compare_table(refs: list[str]) -> pd.DataFrame:
+    """One row per metric; per subject its value, interval and delta from the first subject."""
+    if not refs:
+        raise SemsafeError("name at least one run (or base:<model>) to compare")
+    loaded = [find_summary(r) for r in refs]
+    metrics = []
+    for _, s in loaded:
+        for suite, values in s.get("suites", {}).items():
+            for name in values:
+                if (suite, name) not in metrics:
+                    metrics.append((suite, name))
+    order = {m: i for i, m in enumerate(KEY_METRICS)}
+    metrics.sort(key=lambda m: (order.get(m, len(order)), m))
+    rows = []
+    for suite, name in metrics:
+        row = {"suite": suite, "metric": name}
+        first = None
+        for label, s in loaded:
+            v = s.get("suites", {}).get(suite, {}).get(name) or {}
+            mean = v.get("mean")
+            row[label] = mean
+            row[f"{label} 95% CI"] = (f"[{v['low']:.3f}, {v['high']:.3f}]"
+                                      if v.get("low") is not None else "")
+            if first is None:
+                first = mean
+            elif mean is not None and first is not None:
+                row[f"{label} delta"] = mean - first
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_csv(table: pd.DataFrame, out) -> None:
+    table.to_csv(out, index=False)
+
+
+def tradeoff_figure(refs: list[str]):
+    """Harmful-answer rate vs over-refusal rate, marker size = perplexity of reference answers."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for ref in refs:
+        label, s = find_summary(ref)
+        suites = s.get("suites", {})
+        harm = (suites.get("harmful", {}).get("harmful_rate") or {})
+        over = (suites.get("overalign", {}).get("over_refusal_rate") or {})
+        ppl = (suites.get("fluency", {}).get("ppl_reference") or {}).get("mean")
+        if harm.get("mean") is None or over.get("mean") is None:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[over["mean"]], y=[harm["mean"]], mode="markers+text", text=[label], name=label,
+            textposition="top center",
+            marker=dict(size=12 if ppl is None else max(8.0, min(40.0, 4 * ppl ** 0.5))),
+            error_x=dict(type="data", symmetric=False, array=[over["high"] - over["mean"]],
+                         arrayminus=[over["mean"] - over["low"]]),
+            error_y=dict(type="data", symmetric=False, array=[harm["high"] - harm["mean"]],
+                         arrayminus=[harm["mean"] - harm["low"]]),
+            hovertemplate=f"{html.escape(label)}<br>over-refusal %{{x:.2f}}<br>harmful %{{y:.2f}}"
+                          + (f"<br>ppl {ppl:.1f}" if ppl else "") + "<extra></extra>"))
+    fig.update_layout(xaxis_title="over-refusal rate (safe prompts refused)",
+                      yaxis_title="harmful-answer rate (held-out harmful prompts)",
+                      xaxis_range=[-0.05, 1.05], yaxis_range=[-0.05, 1.05], height=480,
+                      title="Safety vs over-alignment (marker size: perplexity)")
+    return fig
+
+
+def metric_bars(table: pd.DataFrame, refs: list[str]):
+    import plotly.graph_objects as go
+
+    key = table[table.apply(lambda r: (r["suite"], r["metric"]) in KEY_METRICS, axis=1)]
+    fig = go.Figure()
+    for ref in refs:
+        fig.add_trace(go.Bar(name=ref, x=[f"{s}/{m}" for s, m in zip(key["suite"], key["metric"])],
+                             y=key[ref]))
+    fig.update_layout(barmode="group", height=420, title="Key metrics", yaxis_type="log")
+    return fig
+
+
+def write_html(table: pd.DataFrame, refs: list[str], out) -> None:
+    """A standalone report: the plotly library is inlined once, so it works with no network."""
+    figs = [tradeoff_figure(refs), metric_bars(table, refs)]
+    parts = [figs[0].to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})]
+    parts += [f.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}) for f in figs[1:]]
+    body = "\n".join(parts)
+    shown = table.copy()
+    for c in shown.columns:
+        if shown[c].dtype.kind == "f":
+            shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>semsafe comparison</title>"
+            f"<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}"
+            f"td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>"
+            f"<h1>semsafe comparison</h1><p>{html.escape(', '.join(refs))}</p>{body}"
+            f"<h2>All metrics</h2>{shown.to_html(index=False, escape=True)}</body></html>")
+    Path(out).write_text(page, encoding="utf-8")

@@ -1,0 +1,126 @@
+"""`semsafe eval` and `semsafe compare` end to end on the real embedded model (few prompts, few tokens)."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from semsafe.errors import SemsafeError
+from semsafe.evaluate import EvalConfig, Subject, bootstrap, evaluate, load_subject, suite_prompts
+
+ENV = dict(os.environ, HF_HUB_OFFLINE="1")
+
+
+def subject_in(tmp_path, embedded):
+    import contextlib
+    model, tok = embedded
+    return Subject("base:test", model, tok, contextlib.nullcontext, tmp_path / "eval")
+
+
+def test_every_suite_end_to_end(embedded, tmp_path):
+    cfg = EvalConfig(n_prompts=4, max_new_tokens=12, batch_size=4, n_bootstrap=200)
+    subject = subject_in(tmp_path, embedded)
+    summary = evaluate(subject, cfg, progress=False)
+    assert set(summary["suites"]) == {"harmful", "overalign", "fluency", "emd"}
+    assert summary["judges"]["refusal"] == "refusal-v1"
+    harmful = pd.read_parquet(tmp_path / "eval" / "harmful.parquet")
+    assert len(harmful) == 4 and {"response", "refusal_prob", "harm_prob", "toxicity", "judge_harm"} <= set(harmful)
+    m = summary["suites"]["harmful"]["harmful_rate"]
+    assert 0 <= m["low"] <= m["mean"] <= m["high"] <= 1 and m["n"] == 4
+    over = pd.read_parquet(tmp_path / "eval" / "overalign.parquet")
+    assert set(over["type"]) == {"safe", "unsafe"}
+    assert "over_refusal_rate" in summary["suites"]["overalign"]
+    flu = summary["suites"]["fluency"]
+    assert flu["ppl_reference"]["mean"] > 1 and 0 < flu["distinct_2"]["mean"] <= 1
+    emd = pd.read_parquet(tmp_path / "eval" / "emd.parquet")
+    for _, row in emd.iterrows():
+        if row["emd_mean"] is not None and len(row["emd_tokens"]):
+            assert len(row["emd_tokens"]) == len(row["lb_tokens"]) == len(row["tokens"])
+            assert all(lb <= e + 1e-5 for lb, e in zip(row["lb_tokens"], row["emd_tokens"]))
+    assert (tmp_path / "eval" / "summary.json").exists()
+    assert not list((tmp_path / "eval").glob("*.partial.jsonl"))
+
+
+def test_user_prompt_file_and_bad_files(embedded, tmp_path):
+    good = tmp_path / "mine.csv"
+    good.write_text("prompt,label\nHow do I bake bread?,safe\nHow do I hotwire a car?,unsafe\n")
+    cfg = EvalConfig(suites=["custom"], n_prompts=None, max_new_tokens=8, prompts_file=str(good), n_bootstrap=100)
+    summary = evaluate(subject_in(tmp_path, embedded), cfg, progress=False)
+    assert {"refusal_rate[safe]", "refusal_rate[unsafe]"} <= set(summary["suites"]["custom"])
+    for content, message in [("question\nx\n", "no 'prompt' column"), ("", "is empty")]:
+        bad = tmp_path / "bad.csv"
+        bad.write_text(content)
+        with pytest.raises(SemsafeError, match=message):
+            suite_prompts("custom", EvalConfig(prompts_file=str(bad)))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("prompt\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(SemsafeError, match="not UTF-8"):
+        suite_prompts("custom", EvalConfig(prompts_file=str(latin)))
+
+
+def test_killed_eval_resumes_without_duplicate_rows(tmp_path):
+    env = {**ENV, "SEMSAFE_CACHE": os.environ.get("SEMSAFE_CACHE", str(Path.home() / ".cache" / "semsafe"))}
+    args = [sys.executable, "-m", "semsafe.cli", "eval", "--model", "smollm2-135m-instruct",
+            "--suite", "harmful", "--n", "6", "--batch-size", "2", "--max-new-tokens", "10", "--seed", "17"]
+    from semsafe.evaluate import EvalConfig
+    from semsafe.paths import cache_dir
+    key = EvalConfig(suites=["harmful"], n_prompts=6, max_new_tokens=10, batch_size=2, seed=17).key()
+    folder = cache_dir() / "eval" / f"smollm2-135m-instruct-{key}"
+    for f in folder.glob("*"):
+        f.unlink()
+    partial = folder / "harmful.partial.jsonl"
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (partial.exists() and partial.read_text().count("\n") >= 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 2 <= partial.read_text().count("\n") < 6
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = pd.read_parquet(folder / "harmful.parquet")
+    assert len(table) == 6 and table["id"].is_unique
+
+
+def test_compare_writes_offline_html_and_csv(embedded, tmp_path):
+    from semsafe.compare import compare_table, write_csv, write_html
+
+    cfg = EvalConfig(suites=["harmful", "overalign"], n_prompts=3, max_new_tokens=8, n_bootstrap=100)
+    a = subject_in(tmp_path / "a", embedded)
+    b = subject_in(tmp_path / "b", embedded)
+    evaluate(a, cfg, progress=False)
+    evaluate(b, EvalConfig(suites=["harmful", "overalign"], n_prompts=3, max_new_tokens=8, n_bootstrap=100,
+                           do_sample=True, seed=3), progress=False)
+    refs = [str(a.out_dir), str(b.out_dir)]
+    table = compare_table(refs)
+    assert "harmful_rate" in set(table["metric"]) and f"{refs[1]} delta" in table.columns
+    write_csv(table, tmp_path / "t.csv")
+    assert len(pd.read_csv(tmp_path / "t.csv")) == len(table)
+    write_html(table, refs, tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert "plotly" in page.lower() and "harmful_rate" in page
+    # nothing the page loads comes from the network: no external script/link/img in the markup
+    # (the inlined plotly.js bundle mentions map-tile URLs in strings; those are not loaded)
+    assert not re.search(r"<script[^>]*\ssrc=", page, re.IGNORECASE)
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.IGNORECASE | re.DOTALL)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", markup, re.IGNORECASE)
+
+
+def test_bootstrap_interval():
+    b = bootstrap([0, 1] * 50, n=500)
+    assert b["mean"] == 0.5 and 0.35 < b["low"] < 0.5 < b["high"] < 0.65
+    assert bootstrap([], n=10)["mean"] is None
+
+
+def test_eval_subject_errors():
+    with pytest.raises(SemsafeError, match="exactly one"):
+        load_subject(None, None)
+    with pytest.raises(SemsafeError, match="no run"):
+        load_subject(run_id="no-such-run")

@@ -1,0 +1,214 @@
+"""Training end to end: run folders, resume after SIGKILL, cancel, bad input, the real model."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from semsafe.config import load_config
+from semsafe.data import Record, save_records
+from semsafe.errors import SemsafeError
+from semsafe.runs import Run
+
+ENV = dict(os.environ, HF_HUB_OFFLINE="1")
+CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "tasft-emd.yaml")
+
+
+@pytest.fixture
+def files(tmp_path):
+    harmful = [Record(f"h{i}", f"Harmful request number {i}?", f"Sure, here is how to do bad thing {i}: step one.")
+               for i in range(6)]
+    retain = [Record(f"r{i}", f"What is {i} plus {i}?", f"{i} plus {i} is {2 * i}.") for i in range(8)]
+    save_records(harmful, tmp_path / "harmful.jsonl")
+    save_records(retain, tmp_path / "retain.jsonl")
+    return tmp_path
+
+
+def tiny_args(files, steps=4, *extra):
+    return ["--set", "model=tiny-random", "--set", f"data.harmful={files / 'harmful.jsonl'}",
+            "--set", f"data.retain={files / 'retain.jsonl'}", "--set", "data.prepared=null",
+            "--set", f"train.steps={steps}", "--set", "train.batch_size=2", *extra]
+
+
+def cli(args, runs, **kw):
+    return subprocess.run([sys.executable, "-m", "semsafe.cli", *args], capture_output=True, text=True,
+                          env={**ENV, "SEMSAFE_RUNS": str(runs)}, timeout=900, **kw)
+
+
+def test_run_folder_is_complete_and_adapter_reloads(files, tmp_path):
+    from peft import PeftModel
+
+    from semsafe.models import tiny_random_model
+
+    runs = tmp_path / "runs"
+    out = cli(["train", "--config", CONFIG, "--run-id", "r1", *tiny_args(files, 4)], runs)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = Run.open("r1", runs)
+    assert run.status["state"] == "done" and run.status["step"] == 4
+    assert run.config["objective"] == "emd" and run.config["model"] == "tiny-random"
+    rows = run.metrics()
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    for key in ("loss", "ce_retain", "emd_harmful", "learning_rate", "tokens_per_s"):
+        assert all(key in r for r in rows), key
+    base, _ = tiny_random_model()
+    model = PeftModel.from_pretrained(base, run.path / "adapter")
+    assert any("lora_" in n for n, _ in model.named_parameters())
+
+
+def test_sigkilled_run_resumes_from_checkpoint_with_valid_metrics(files, tmp_path):
+    runs = tmp_path / "runs"
+    args = ["train", "--config", CONFIG, "--run-id", "k1",
+            *tiny_args(files, 40, "--set", "train.save_steps=5")]
+    proc = subprocess.Popen([sys.executable, "-m", "semsafe.cli", *args], env={**ENV, "SEMSAFE_RUNS": str(runs)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    status = runs / "k1" / "status.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if json.loads(status.read_text()).get("step", 0) >= 12:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run = Run.open("k1", runs)
+    killed_at = run.status["step"]
+    assert 12 <= killed_at < 40 and run.latest_checkpoint() is not None
+    out = cli(["train", "--resume", "k1"], runs)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert run.status["state"] == "done" and run.status["step"] == 40
+    lines = (run.path / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in lines]  # every line parses
+    assert steps == list(range(1, 41))
+
+
+def test_sigterm_cancels_and_keeps_the_adapter(files, tmp_path):
+    runs = tmp_path / "runs"
+    args = ["train", "--config", CONFIG, "--run-id", "c1", *tiny_args(files, 500)]
+    proc = subprocess.Popen([sys.executable, "-m", "semsafe.cli", *args], env={**ENV, "SEMSAFE_RUNS": str(runs)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    status = runs / "c1" / "status.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if json.loads(status.read_text()).get("step", 0) >= 3:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130
+    run = Run.open("c1", runs)
+    assert run.status["state"] == "cancelled" and "adapter so far is saved" in run.status["message"]
+    assert (run.path / "adapter" / "adapter_config.json").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("lambda=-1", "lambda must be >= 0"),
+    ("objective=magic", "unknown objective 'magic'"),
+    ("train.steps=0", "train.steps must be at least 1"),
+    ("bogus=1", "unknown config key 'bogus'"),
+    ("train.lr=fast", "train.lr must be a number"),
+])
+def test_bad_config_values(override, message):
+    with pytest.raises(SemsafeError, match=message):
+        load_config(CONFIG, [override])
+
+
+def test_empty_harmful_set_and_mismatched_tokenizer_fail_clearly(files, tmp_path):
+    from semsafe.train import train_run
+
+    (files / "empty.jsonl").write_text('{"prompt": "p", "response": null}\n')
+    runs = tmp_path / "runs"
+    cfg = load_config(CONFIG, [
+        "model=tiny-random", "data.prepared=null", f"data.harmful={files / 'empty.jsonl'}",
+        f"data.retain={files / 'retain.jsonl'}"])
+    run = Run.create(cfg.to_dict(), name="e1", root=runs)
+    with pytest.raises(SemsafeError, match="needs harmful examples"):
+        train_run(cfg, run)
+    assert run.status["state"] == "failed" and "needs harmful examples" in run.status["message"]
+    # a prepared folder made for another tokenizer
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    for name in ("harmful", "harmful_heldout", "retain", "retain_heldout"):
+        (prep / f"{name}.jsonl").write_text((files / ("harmful.jsonl" if "harm" in name else "retain.jsonl")).read_text())
+    (prep / "report.json").write_text(json.dumps({"tokenizer": "0123456789abcdef"}))
+    cfg = load_config(CONFIG, ["model=tiny-random", f"data.prepared={prep}"])
+    run = Run.create(cfg.to_dict(), name="e2", root=runs)
+    with pytest.raises(SemsafeError, match="another model's tokenizer"):
+        train_run(cfg, run)
+
+
+def test_nan_loss_stops_with_the_step(files, tmp_path):
+    from semsafe.models import tiny_random_model
+    from semsafe.train import train_run
+
+    model, tok = tiny_random_model()
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight[0, 0] = float("nan")  # a corrupted checkpoint
+    cfg = load_config(CONFIG, [
+        "model=tiny-random", "data.prepared=null", f"data.harmful={files / 'harmful.jsonl'}",
+        f"data.retain={files / 'retain.jsonl'}", "train.steps=3"])
+    run = Run.create(cfg.to_dict(), name="n1", root=tmp_path / "runs")
+    with pytest.raises(SemsafeError, match="at step 1"):
+        train_run(cfg, run, model_and_tokenizer=(model, tok))
+    assert run.status["state"] == "failed" and "nan" in run.status["message"]
+    assert (run.path / "config.yaml").exists()  # what was written stays
+
+
+def test_run_ids_cannot_escape(tmp_path):
+    for bad in ("../x", "a/b", "", ".."):
+        with pytest.raises(SemsafeError):
+            Run(bad, tmp_path)
+
+
+def test_sweep_runs_every_combination(files, tmp_path, monkeypatch):
+    from semsafe.sweep import run_sweep
+
+    monkeypatch.setenv("SEMSAFE_RUNS", str(tmp_path / "runs"))
+    overrides = ["model=tiny-random", "data.prepared=null", f"data.harmful={files / 'harmful.jsonl'}",
+                 f"data.retain={files / 'retain.jsonl'}", "train.steps=2", "train.batch_size=2"]
+    runs = run_sweep(CONFIG, overrides, ["sft", "emd"], [1, 3], [0])
+    assert len(runs) == 4 and all(r.status["state"] == "done" for r in runs)
+    assert sorted((r.config["objective"], r.config["data"]["n_harmful"]) for r in runs) == [
+        ("emd", 1), ("emd", 3), ("sft", 1), ("sft", 3)]
+    assert len({r.config["sweep"] for r in runs}) == 1
+
+
+def test_short_emd_run_on_embedded_model(tmp_path):
+    """A few steps of `emd` on the real model: complete run folder, adapter reloads, and the
+    perplexity of the retain answers stays within 10% of the base model's."""
+    from peft import PeftModel
+
+    from semsafe.models import load_model
+    from semsafe.prepare import PrepareConfig, prepare
+    from semsafe.train import train_run
+
+    prep = tmp_path / "prep"
+    prepare(PrepareConfig(n_harmful=8, n_retain=8, max_new_tokens=32, batch_size=8), out_dir=prep,
+            progress=False)
+    cfg = load_config(CONFIG, [f"data.prepared={prep}", "train.steps=3",
+                                                 "train.batch_size=2", "data.max_length=96"])
+    run = Run.create(cfg.to_dict(), name="real", root=tmp_path / "runs")
+    train_run(cfg, run)
+    assert run.status["state"] == "done"
+    rows = run.metrics()
+    assert len(rows) == 3 and all(0 <= r["emd_harmful"] <= 2 for r in rows)
+    from semsafe.judges.fluency import response_perplexity
+    from semsafe.prepare import load_prepared
+
+    retain = load_prepared(prep)["retain"]
+    base, tok = load_model()
+    prompts, answers = [r.prompt for r in retain], [r.response for r in retain]
+    before = response_perplexity(base, tok, prompts, answers).mean()
+    tuned = PeftModel.from_pretrained(base, run.path / "adapter")
+    assert sum(p.numel() for n, p in tuned.named_parameters() if "lora_" in n) > 0
+    after = response_perplexity(tuned, tok, prompts, answers).mean()
+    assert after <= before * 1.10, (before, after)
