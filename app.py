@@ -1,60 +1,64 @@
-"""semsafe dashboard, home page: load a model and look at one response token by token.
+"""semsafe dashboard, home page: model, caches, runs, and where to go next."""
 
-The page only lays out widgets and calls the semsafe package; the math lives in semsafe/.
-"""
-
-import plotly.graph_objects as go
+import pandas as pd
 import streamlit as st
 
+from semsafe.compare import find_summary
 from semsafe.errors import SemsafeError
-from semsafe.models import DEFAULT_MODEL
+from semsafe.runs import list_runs, runs_dir
+from semsafe.ui import load_or_stop, model_picker
 
-st.set_page_config(page_title="semsafe", layout="wide")
-
-
-@st.cache_resource(max_entries=1, show_spinner=False)
-def cached_model(spec: str):
-    """One model in memory at a time: loading another evicts the previous one."""
-    from semsafe.cost import SemanticCost
-    from semsafe.models import load_model
-
-    model, tok = load_model(spec)
-    return model, tok, SemanticCost.from_model(model)
-
-
+st.set_page_config(page_title="semsafe", page_icon="🛡️", layout="wide")
 st.title("semsafe")
-st.caption("Semantic-loss (EMD) safety fine-tuning: how far is the model's next-token "
-           "distribution from each token of a response, in embedding-cost terms?")
+st.caption("Semantic-loss (EMD) safety fine-tuning: push a chat model away from its own harmful "
+           "answers, and see why it works.")
 
-spec = st.sidebar.text_input("Model", value=DEFAULT_MODEL,
-                             help="embedded default, 'tiny-random', a local folder, or a hub id")
-try:
-    with st.spinner(f"Loading {spec} (the first load converts the embedded model, ~30 s)…"):
-        model, tok, cost = cached_model(spec)
-except SemsafeError as err:
-    st.error(str(err))
-    st.stop()
-st.sidebar.success(f"{spec}: vocabulary {cost.vocab_size}, embedding dim {cost.dim}")
+spec = model_picker()
+model, tok, cost = load_or_stop(spec)
+st.sidebar.success(f"{spec}: vocabulary {cost.vocab_size:,}, embedding dim {cost.dim}")
 
-prompt = st.text_area("Prompt", "How do I pick a lock?")
-response = st.text_area("Response", "Sure, here is how to pick a lock: insert a tension wrench")
+col1, col2, col3 = st.columns(3)
+with col1:
+    from semsafe.models import DEFAULT_MODEL
+    from semsafe.paths import cache_dir
 
-try:
-    from semsafe.inspection import inspect_response
+    st.subheader("Caches")
+    converted = (cache_dir() / "models" / DEFAULT_MODEL / "semsafe-manifest.json").exists()
+    projections = list((cache_dir() / "projections").glob("*.npy"))
+    evals = list((cache_dir() / "eval").glob("*/summary.json"))
+    st.markdown(f"- converted embedded model: {'✅' if converted else '— (made on first load)'}\n"
+                f"- UMAP projections: {len(projections)}\n"
+                f"- base-model evaluations: {len(evals)}\n"
+                f"- cache folder: `{cache_dir()}`")
+with col2:
+    st.subheader("Pages")
+    st.page_link("pages/1_Cost_matrix.py", label="Cost matrix", icon="🧮")
+    st.page_link("pages/2_EMD_inspector.py", label="EMD inspector", icon="🔎")
+    st.page_link("pages/3_Fine_tune.py", label="Fine-tune", icon="🏋️")
+    st.page_link("pages/4_Compare.py", label="Compare", icon="⚖️")
+    st.page_link("pages/5_Playground.py", label="Playground", icon="🎓")
+with col3:
+    st.subheader("The loss in one line")
+    st.latex(r"L = \mathrm{CE}(\text{retain}) - \lambda\,\overline{\mathrm{EMD}}\big(P_\theta(\cdot\mid x,y^h_{<t}),\,\delta_{y^h_t}\big)")
+    st.caption("EMD to a one-hot token is exact and cheap: 1 − ê_y·μ_P. It is bounded by 2, "
+               "unlike −NLL.")
 
-    table = inspect_response(model, tok, prompt, response, cost=cost)
-except SemsafeError as err:
-    st.error(str(err))
-    st.stop()
-
-labels = [f"{i}:{t}" for i, t in zip(table["position"], table["token"])]
-fig = go.Figure([
-    go.Bar(name="exact EMD to the token", x=labels, y=table["emd"]),
-    go.Bar(name="centroid lower bound", x=labels, y=table["lower_bound"]),
-])
-fig.update_layout(barmode="group", yaxis_title="cost (0 = same meaning, 2 = opposite)",
-                  height=380, margin=dict(t=30))
-st.plotly_chart(fig, width="stretch")
-st.metric("mean EMD over the response", f"{table['emd'].mean():.4f}")
-shown = table.assign(top=table["top"].map(lambda top: ", ".join(f"{d['token']} {d['prob']:.2f}" for d in top)))
-st.dataframe(shown, hide_index=True)
+st.subheader("Runs")
+rows = []
+for run in list_runs():
+    status, config = run.status, run.config
+    row = {"run": run.id, "state": status.get("state"), "objective": config.get("objective"),
+           "harmful-set size": (config.get("data") or {}).get("n_harmful"),
+           "step": f"{status.get('step', 0)}/{status.get('total_steps', '?')}"}
+    try:
+        _, summary = find_summary(run.id)
+        suites = summary.get("suites", {})
+        row["harmful rate"] = (suites.get("harmful", {}).get("harmful_rate") or {}).get("mean")
+        row["over-refusal"] = (suites.get("overalign", {}).get("over_refusal_rate") or {}).get("mean")
+    except SemsafeError:
+        pass
+    rows.append(row)
+if rows:
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+else:
+    st.info(f"No runs yet in `{runs_dir()}`. Start one on the Fine-tune page.")

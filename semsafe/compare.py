@@ -17,25 +17,63 @@ KEY_METRICS = [("harmful", "harmful_rate"), ("harmful", "refusal_rate"), ("harmf
                ("emd", "emd_to_harmful"), ("emd", "lower_bound")]
 
 
-def find_summary(ref: str) -> tuple[str, dict]:
-    """(label, summary) for a run id, ``base:<model spec>``, or a summary.json / eval folder path."""
+def find_eval_dir(ref: str) -> Path:
+    """The eval folder of a run id, ``base:<model spec>`` (the latest evaluation of that model),
+    or a summary.json / eval folder path."""
     if ref.startswith("base:"):
         slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in ref[5:])[-40:]
         found = sorted((cache_dir() / "eval").glob(f"{slug}-*/summary.json"), key=lambda p: p.stat().st_mtime)
         if not found:
             raise SemsafeError(f"no evaluation of {ref[5:]!r} yet; run `semsafe eval --model {ref[5:]}`")
-        return ref, json.loads(found[-1].read_text())
+        return found[-1].parent
     path = Path(ref)
-    if path.is_dir():
-        path = path / "summary.json"
     if path.suffix == ".json" and path.exists():
-        return str(ref), json.loads(path.read_text())
+        return path.parent
+    if path.is_dir() and (path / "summary.json").exists():
+        return path
     from .runs import Run
     run = Run.open(ref)
-    summary = run.path / "eval" / "summary.json"
-    if not summary.exists():
+    if not (run.path / "eval" / "summary.json").exists():
         raise SemsafeError(f"run {ref} has not been evaluated; run `semsafe eval --run {ref}`")
-    return ref, json.loads(summary.read_text())
+    return run.path / "eval"
+
+
+def find_summary(ref: str) -> tuple[str, dict]:
+    """(label, summary) for anything ``find_eval_dir`` accepts."""
+    return ref, json.loads((find_eval_dir(ref) / "summary.json").read_text())
+
+
+def responses_side_by_side(refs: list[str], suite: str) -> pd.DataFrame:
+    """One row per prompt of ``suite``: each subject's response, refusal and harm verdicts."""
+    merged = None
+    for ref in refs:
+        path = find_eval_dir(ref) / f"{suite}.parquet"
+        if not path.exists():
+            continue
+        t = pd.read_parquet(path)
+        keep = [c for c in ("id", "prompt", "category", "type") if c in t]
+        cols = {c: f"{ref} | {c}" for c in ("response", "refused", "harmful", "refusal_prob", "harm_prob") if c in t}
+        part = t[keep + list(cols)].rename(columns=cols)
+        merged = part if merged is None else merged.merge(part, on=[c for c in keep if c in merged], how="outer")
+    if merged is None:
+        raise SemsafeError(f"none of {', '.join(refs)} has a {suite!r} evaluation")
+    return merged
+
+
+def word_diff_html(a: str, b: str) -> str:
+    """``b`` as HTML with words not in ``a`` highlighted (and words of ``a`` it dropped struck)."""
+    import difflib
+
+    wa, wb = (a or "").split(), (b or "").split()
+    out = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=wa, b=wb, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.append(html.escape(" ".join(wb[j1:j2])))
+        if op in ("delete", "replace"):
+            out.append(f"<del style='color:#b00'>{html.escape(' '.join(wa[i1:i2]))}</del>")
+        if op in ("insert", "replace"):
+            out.append(f"<mark>{html.escape(' '.join(wb[j1:j2]))}</mark>")
+    return " ".join(x for x in out if x)
 
 
 def compare_table(refs: list[str]) -> pd.DataFrame:

@@ -106,7 +106,8 @@ def _fmt(v):
     return "—" if v is None or pd.isna(v) else f"{v:.3f}"
 
 
-def write_plots(table: pd.DataFrame, out: Path) -> None:
+def efficiency_figures(table: pd.DataFrame) -> list:
+    """Harmful rate and perplexity vs harmful-set size per objective; over-refusal vs harm."""
     import plotly.graph_objects as go
 
     runs = table[table["objective"] != "base"]
@@ -131,6 +132,11 @@ def write_plots(table: pd.DataFrame, out: Path) -> None:
     fig.update_layout(title="Over-refusal vs harmful-answer rate (one point per run)",
                       xaxis_title="over-refusal rate", yaxis_title="harmful-answer rate", height=420)
     figs.append(fig)
+    return figs
+
+
+def write_plots(table: pd.DataFrame, out: Path) -> None:
+    figs = efficiency_figures(table)
     body = figs[0].to_html(full_html=False, include_plotlyjs=True)
     body += "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in figs[1:])
     out.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>data efficiency</title></head>"

@@ -81,3 +81,41 @@ def format_table(table: pd.DataFrame) -> str:
     summary = (f"\nmean EMD {table['emd'].mean():.4f}   mean bound {table['lower_bound'].mean():.4f}"
                f"   tokens {len(table)}")
     return shown.to_string(index=False) + summary
+
+
+def inspect_before_after(model, tokenizer, prompt: str, response: str, cost: SemanticCost,
+                         base_context=None, top: int = 3):
+    """Per-token view of a (harmful) response under the base model and, when ``base_context``
+    is given (a PeftModel's ``disable_adapter``), under the trained model too.
+
+    Returns ``(table, p_base, p_run, targets)``. Columns: position, token, token_id,
+    emd_base, lb_base (= LB(P_base, δ_token)), top_base; with a run also emd_run and
+    lb_run_vs_base (= LB(P_run, P_base), the `emd_lb` objective's quantity), top_run.
+    """
+    import contextlib
+
+    if base_context is not None:
+        with base_context():
+            p_base, targets = next_token_distributions(model, tokenizer, prompt, response)
+        p_run, _ = next_token_distributions(model, tokenizer, prompt, response)
+    else:
+        with contextlib.nullcontext():
+            p_base, targets = next_token_distributions(model, tokenizer, prompt, response)
+        p_run = None
+
+    def tops(p):
+        vals, idx = p.topk(top, dim=-1)
+        return [", ".join(f"{display_token(tokenizer, i)} {v:.2f}" for i, v in zip(ii.tolist(), vv.tolist()))
+                for ii, vv in zip(idx, vals)]
+
+    table = pd.DataFrame({
+        "position": range(len(targets)), "token_id": targets.tolist(),
+        "token": [display_token(tokenizer, t) for t in targets.tolist()],
+        "emd_base": emd_to_token(p_base, targets, cost).numpy(),
+        "lb_base": emd_lower_bound(p_base, targets, cost).numpy(),
+        "top_base": tops(p_base)})
+    if p_run is not None:
+        table["emd_run"] = emd_to_token(p_run, targets, cost).numpy()
+        table["lb_run_vs_base"] = emd_lower_bound(p_run, p_base, cost).numpy()
+        table["top_run"] = tops(p_run)
+    return table, p_base, p_run, targets

@@ -201,6 +201,9 @@ def train_run(cfg: TrainConfig, run: Run, resume: bool = False, model_and_tokeni
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     trainer = None
     try:
+        if int(os.environ.get("RANK", "0")) == 0:
+            run.write_status("running", pid=os.getpid(), step=0, total_steps=cfg.train.steps,
+                             message="loading the model and data (a first run also prepares the data)")
         trainer = _build_trainer(cfg, run, model_and_tokenizer)
         checkpoint = run.latest_checkpoint() if resume else None
         run.truncate_metrics(int(checkpoint.name.split("-")[-1]) if checkpoint else 0) if resume else None
@@ -292,10 +295,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a config value, e.g. --set train.steps=20 --set lambda=0.5")
     p.add_argument("--run-id", help="name of the run folder (default: time-objective-random)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+    p.add_argument("--start", metavar="RUN", help=argparse.SUPPRESS)  # a queued run made by the dashboard
 
 
 def run_from_args(args) -> int:
     rank = int(os.environ.get("RANK", "0"))
+    if getattr(args, "start", None):
+        return _start_queued(args.start)
     if args.resume:
         from .config import config_from_dict
 
@@ -323,6 +329,28 @@ def run_from_args(args) -> int:
                     time.sleep(0.5)
         print(f"run {run.id}: {run.path}", flush=True)
         train_run(cfg, run)
+    print(json.dumps({"run": run.id, **run.status}), flush=True)
+    return 0
+
+
+def _start_queued(run_id: str) -> int:
+    """Wait for the device (one job at a time), then train a run the dashboard queued."""
+    from .config import config_from_dict
+    from .jobs import device_lock
+
+    run = Run.open(run_id)
+    if run.status.get("state") != "queued":
+        raise SemsafeError(f"run {run_id} is {run.status.get('state')}, not queued")
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with device_lock(on_wait=lambda: run.write_status("queued", pid=os.getpid(),
+                                                          message="waiting: another job is using the device")):
+            signal.signal(signal.SIGTERM, previous)
+            train_run(config_from_dict(run.config), run)
+    except KeyboardInterrupt:
+        if run.status.get("state") == "queued":
+            run.write_status("cancelled", pid=None, message="cancelled before it started")
+        raise
     print(json.dumps({"run": run.id, **run.status}), flush=True)
     return 0
 

@@ -1,0 +1,89 @@
+"""Fine-tune: a form becomes a `semsafe train` command, run as a background process."""
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from semsafe.errors import SemsafeError
+from semsafe.jobs import cancel, eta_seconds, launch_training, log_tail, shell_text, train_command
+from semsafe.objectives import OBJECTIVES
+from semsafe.runs import list_runs
+from semsafe.ui import model_picker
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+st.set_page_config(page_title="semsafe · fine-tune", layout="wide")
+st.title("Fine-tune")
+st.caption("Runs as a separate process (one job at a time on this machine; others wait in the "
+           "queue). Closing the page does not stop it.")
+spec = model_picker()
+
+with st.form("train"):
+    c1, c2, c3, c4 = st.columns(4)
+    objective = c1.selectbox("objective", list(OBJECTIVES), index=list(OBJECTIVES).index("emd"))
+    lam = c2.number_input("λ (weight of the harmful term)", 0.0, 100.0, 1.0, 0.1)
+    n_harmful = c3.number_input("harmful-set size", 1, 1000, 30)
+    steps = c4.number_input("steps", 1, 100000, 20)
+    c5, c6, c7, c8 = st.columns(4)
+    lr = c5.number_input("learning rate", 1e-6, 1.0, 2e-4, format="%.6f")
+    rank = c6.number_input("LoRA rank", 1, 256, 8)
+    seed = c7.number_input("seed", 0, 10**6, 0)
+    batch = c8.number_input("batch size", 1, 256, 4)
+    overrides = {"model": spec, "objective": objective, "lambda": lam, "data.n_harmful": int(n_harmful),
+                 "train.steps": int(steps), "train.lr": lr, "lora.r": int(rank), "train.seed": int(seed),
+                 "train.batch_size": int(batch)}
+    st.code(shell_text(train_command(str(CONFIGS / "tasft-emd.yaml"), overrides)), language="bash")
+    launched = st.form_submit_button("Launch")
+if launched:
+    try:
+        run = launch_training(str(CONFIGS / "tasft-emd.yaml"), overrides)
+        st.session_state.watch = run.id
+        st.success(f"Started run {run.id}")
+    except SemsafeError as err:
+        st.error(str(err))
+
+runs = list_runs()
+queue = [r for r in runs if r.status.get("state") == "queued"]
+if queue:
+    st.info("Queue: " + ", ".join(f"{r.id} ({r.status.get('message', '')})" for r in queue))
+if not runs:
+    st.stop()
+ids = [r.id for r in runs]
+default = ids.index(st.session_state.watch) if st.session_state.get("watch") in ids else 0
+watch = st.selectbox("Run", ids, index=default)
+
+
+@st.fragment(run_every=2.0)
+def live(run_id: str):
+    from semsafe.runs import Run
+    run = Run.open(run_id)
+    status = run.status
+    state = status.get("state")
+    step, total = status.get("step") or 0, status.get("total_steps") or 0
+    eta = eta_seconds(run)
+    label = f"{state} · step {step}/{total or '?'}" + (f" · about {eta:.0f} s left" if eta and state == "running" else "")
+    st.progress(min(step / total, 1.0) if total else 0.0, text=label)
+    if state == "failed":
+        st.error(status.get("message", "failed"))
+    elif state == "cancelled":
+        st.warning(status.get("message", "cancelled"))
+    elif state == "done":
+        st.success(f"done: adapter in {run.path / 'adapter'}")
+    if state in ("queued", "running") and st.button("Cancel", key=f"cancel-{run_id}"):
+        cancel(run)
+    rows = run.metrics()
+    if rows:
+        frame = pd.DataFrame(rows)
+        terms = [c for c in ("loss", "ce_retain", "emd_harmful", "lb_harmful", "nll_harmful", "unlikelihood",
+                             "npo", "ce_refusal") if c in frame]
+        fig = go.Figure([go.Scatter(x=frame["step"], y=frame[c], mode="lines+markers", name=c) for c in terms])
+        fig.update_layout(height=360, xaxis_title="step", margin=dict(t=20))
+        st.plotly_chart(fig, width="stretch", key=f"curves-{run_id}")
+    with st.expander("log"):
+        st.code(log_tail(run) or "(no output yet)")
+    st.caption(f"command: {status.get('command', '')}")
+
+
+live(watch)

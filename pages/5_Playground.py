@@ -1,0 +1,69 @@
+"""Playground: EMD on a toy vocabulary you can see, next to cross-entropy and −NLL."""
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from semsafe.toy import bounded_vs_unbounded, normalise, toy_cost, toy_quantities
+
+st.set_page_config(page_title="semsafe · playground", layout="wide")
+st.title("Playground")
+st.caption("Eight words with 2-D embeddings (angle = meaning). Set the model's distribution P and "
+           "a target Q; the exact transport plan is solved by POT as you move the sliders.")
+
+words, cost, emb = toy_cost()
+left, mid, right = st.columns([1, 1, 2])
+with left:
+    st.markdown("**Model distribution P**")
+    p_raw = [st.slider(f"P({w})", 0.0, 1.0, v, 0.01, key=f"p-{w}")
+             for w, v in zip(words, [0.05, 0.05, 0.1, 0.1, 0.3, 0.2, 0.1, 0.1])]
+with mid:
+    st.markdown("**Target Q**")
+    q_raw = [st.slider(f"Q({w})", 0.0, 1.0, v, 0.01, key=f"q-{w}")
+             for w, v in zip(words, [0.7, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])]
+    target = st.selectbox("harmful token y (for EMD to one-hot and −NLL)", words, index=0)
+p, q = normalise(p_raw), normalise(q_raw)
+t = words.index(target)
+vals = toy_quantities(p, q, t, cost)
+
+with right:
+    fig = go.Figure()
+    theta = np.linspace(0, 2 * np.pi, 200)
+    fig.add_trace(go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", line_color="#ddd", showlegend=False))
+    for i, j in np.argwhere(vals["plan"] > 1e-9):
+        a, b = int(vals["rows"][i]), int(vals["cols"][j])
+        mass = float(vals["plan"][i, j])
+        fig.add_trace(go.Scatter(x=[emb[a, 0], emb[b, 0]], y=[emb[a, 1], emb[b, 1]], mode="lines",
+                                 line=dict(width=1 + 14 * mass, color="rgba(30,100,200,0.5)"),
+                                 hovertext=f"{words[a]} → {words[b]}: {mass:.3f}", hoverinfo="text",
+                                 showlegend=False))
+    fig.add_trace(go.Scatter(x=emb[:, 0], y=emb[:, 1], mode="markers+text", text=words, textposition="top center",
+                             marker=dict(size=10 + 40 * p.numpy(), color="orange"), name="P (size)"))
+    fig.add_trace(go.Scatter(x=emb[:, 0], y=emb[:, 1], mode="markers",
+                             marker=dict(size=10 + 40 * q.numpy(), color="rgba(0,0,0,0)",
+                                         line=dict(width=2, color="green")), name="Q (ring)"))
+    fig.update_layout(height=460, xaxis=dict(scaleanchor="y", range=[-1.4, 1.4]), yaxis_range=[-1.4, 1.4],
+                      title="Embeddings; blue lines = the optimal transport plan (width = mass)")
+    st.plotly_chart(fig, width="stretch")
+
+m = st.columns(6)
+m[0].metric("EMD(P, Q)", f"{vals['emd']:.4f}")
+m[1].metric("lower bound ½‖μP−μQ‖²", f"{vals['lower_bound']:.4f}")
+m[2].metric(f"EMD(P, δ {target})", f"{vals['emd_to_target']:.4f}")
+m[3].metric(f"bound to δ {target}", f"{vals['lb_to_target']:.4f}")
+m[4].metric("cross-entropy H(Q, P)", f"{vals['cross_entropy']:.3f}")
+m[5].metric(f"−NLL = log P({target})", f"{vals['neg_nll_target']:.3f}")
+
+st.subheader("Why maximise EMD and not −NLL?")
+other = st.selectbox("P's mass moves from the harmful token to", [w for w in words if w != target], index=3)
+curve = bounded_vs_unbounded(cost, t, words.index(other))
+fig = go.Figure([go.Scatter(x=curve["p_target"], y=curve["emd"], name=f"EMD(P, δ {target}) — bounded by 2"),
+                 go.Scatter(x=curve["p_target"], y=curve["nll"], name=f"−log P({target}) — grows without bound")])
+fig.update_layout(xaxis_type="log", xaxis_title=f"P({target})", xaxis_autorange="reversed", height=380)
+st.plotly_chart(fig, width="stretch")
+st.markdown(
+    "Gradient ascent on the harmful answer's NLL can always gain more by crushing P(y) further, "
+    "so it never stops and drags the rest of the model with it. The EMD penalty saturates at "
+    f"c({other}, {target}) = {float(cost.block([words.index(other)], [t])):.3f} once the mass sits on "
+    f"**{other}**: it rewards moving to *dissimilar* words, then stops pushing. The lower bound equals "
+    "the EMD when P is one-hot and falls below it as P spreads over words pointing different ways.")

@@ -1,0 +1,129 @@
+"""Background jobs for the dashboard: the UI builds a CLI command, shows it, and starts it as a
+separate process (never inside Streamlit). One job at a time per device: each job takes an
+exclusive lock on ``runs/.device-<name>.lock`` for its whole life, so later jobs wait, visibly
+queued, until it is free. Cancel sends SIGTERM; the job marks itself cancelled."""
+
+import contextlib
+import fcntl
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import SemsafeError
+from .runs import Run, runs_dir
+
+
+def device_name() -> str:
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@contextlib.contextmanager
+def device_lock(root: Path | None = None, device: str | None = None, on_wait=None):
+    """Hold the device's job lock; calls ``on_wait()`` once if another job holds it."""
+    root = root or runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f".device-{device or device_name()}.lock"
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()
+            fcntl.flock(fh, fcntl.LOCK_EX)  # blocks until the running job ends
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def train_command(config_path: str | None, overrides: dict) -> list[str]:
+    """The `semsafe train` command for a config file plus overrides (shown to the user as-is)."""
+    cmd = ["semsafe", "train"]
+    if config_path:
+        cmd += ["--config", str(config_path)]
+    for key, value in overrides.items():
+        cmd += ["--set", f"{key}={value}"]
+    return cmd
+
+
+def shell_text(cmd: list[str]) -> str:
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def launch_training(config_path: str | None, overrides: dict, root: Path | None = None) -> Run:
+    """Create the run (state queued) and start ``semsafe train --start RUN`` detached from the
+    dashboard; its output goes to ``runs/<id>/log.txt``. No shell is involved."""
+    from .config import load_config
+
+    cfg = load_config(config_path, [f"{k}={v}" for k, v in overrides.items()])  # bad input fails here
+    run = Run.create(cfg.to_dict(), root=root)
+    cmd = [sys.executable, "-m", "semsafe.cli", "train", "--start", run.id]
+    env = dict(os.environ)
+    if root:
+        env["SEMSAFE_RUNS"] = str(root)
+    log = open(run.path / "log.txt", "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, start_new_session=True)
+    log.close()
+    run.write_status("queued", pid=proc.pid, message="waiting for the device",
+                     command=shell_text(train_command(config_path, overrides)))
+    return run
+
+
+def cancel(run: Run) -> bool:
+    """SIGTERM the run's process; it saves what it has and marks itself cancelled."""
+    status = run.status
+    pid = status.get("pid")
+    if status.get("state") not in ("queued", "running") or not pid:
+        return False
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+    except ProcessLookupError:
+        run.write_status("failed", pid=None, message="the process had already exited")
+        return False
+    return True
+
+
+def is_alive(run: Run) -> bool:
+    pid = run.status.get("pid")
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def log_tail(run: Run, lines: int = 30) -> str:
+    path = run.path / "log.txt"
+    if not path.exists():
+        return ""
+    data = path.read_bytes()[-20000:].decode("utf-8", errors="replace")
+    # progress bars rewrite one line with carriage returns: keep the last state of each line
+    cleaned = [part.split("\r")[-1] for part in data.split("\n")]
+    return "\n".join(cleaned[-lines:])
+
+
+def eta_seconds(run: Run) -> float | None:
+    status, rows = run.status, run.metrics()
+    step, total = status.get("step") or 0, status.get("total_steps") or 0
+    if len(rows) < 2 or not step or not total:
+        return None
+    rate = (rows[-1]["time"] - rows[0]["time"]) / max(rows[-1]["step"] - rows[0]["step"], 1)
+    return max(0.0, (total - step) * rate)
+
+
+def wait_for(run: Run, states=("done", "failed", "cancelled"), timeout: float = 600) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = run.status
+        if status.get("state") in states:
+            return status
+        time.sleep(0.5)
+    raise SemsafeError(f"run {run.id} did not reach {states} within {timeout} s")

@@ -1,0 +1,83 @@
+"""Every dashboard page renders on the real embedded model (Streamlit's AppTest), and the
+fine-tune page launches a real background run and shows its progress."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["app.py", "pages/1_Cost_matrix.py", "pages/2_EMD_inspector.py", "pages/3_Fine_tune.py",
+         "pages/4_Compare.py", "pages/5_Playground.py"]
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMSAFE_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def page(name):
+    return AppTest.from_file(str(ROOT / name), default_timeout=600)
+
+
+def by_label(elements, label):
+    return next(e for e in elements if e.label.startswith(label))
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_renders_without_errors(name, runs, embedded):
+    at = page(name).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.title and at.title[0].value
+
+
+def test_home_lists_runs_and_caches(runs, embedded):
+    at = page("app.py").run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "converted embedded model" in text
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_cost_matrix_widgets(runs, embedded):
+    at = page("pages/1_Cost_matrix.py").run()
+    by_label(at.text_input, "Tokens of this text").set_value("kill the process").run()
+    assert not at.exception
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 15
+    assert at.button[0].label.startswith("Compute UMAP")
+
+
+def test_inspector_shows_transport_plan_and_readable_errors(runs, embedded):
+    at = page("pages/2_EMD_inspector.py").run()
+    assert [m.label for m in at.metric][:2] == ["mean EMD (base)", "mean bound (base)"]
+    assert any("EMD of the top-" in c.value for c in at.caption)
+    by_label(at.text_area, "Response").set_value("   ").run()
+    assert not at.exception and "response is empty" in at.error[0].value
+
+
+def test_playground_numbers_react_to_sliders(runs):
+    at = page("pages/5_Playground.py").run()
+    before = at.metric[0].value
+    at.slider(key="p-kill").set_value(1.0).run()
+    assert not at.exception and at.metric[0].value != before
+
+
+def test_fine_tune_launches_a_background_run_and_shows_progress(runs, embedded):
+    from semsafe.jobs import wait_for
+    from semsafe.runs import list_runs
+
+    at = page("pages/3_Fine_tune.py").run()
+    by_label(at.number_input, "steps").set_value(2)
+    by_label(at.number_input, "harmful-set size").set_value(4)
+    launch = [b for b in at.button if b.label == "Launch"][0]
+    launch.click().run()
+    assert not at.exception
+    created = list_runs(runs)
+    assert len(created) == 1 and (created[0].path / "config.yaml").exists()
+    assert created[0].config["train"]["steps"] == 2
+    status = wait_for(created[0], timeout=900)
+    assert status["state"] == "done", status
+    at = page("pages/3_Fine_tune.py").run()
+    assert not at.exception
+    assert any("done" in s.value for s in at.success)
