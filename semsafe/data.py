@@ -126,12 +126,36 @@ def load_set(name: str) -> list[Record]:
 
 
 def load_any(spec: str, on_error: str = "fail") -> list[Record]:
-    """A named set, or a file path."""
+    """A named set, a file path, or ``hf:org/name`` (a hub dataset, when online)."""
     if spec in PROJECT_SETS or spec in PACK_SETS:
         return load_set(spec)
+    if spec.startswith("hf:"):
+        return load_hub_dataset(spec[3:], on_error=on_error)
     if Path(spec).expanduser().exists():
         return load_records(Path(spec).expanduser(), on_error=on_error)
     return load_set(spec)  # raises with the list of known names
+
+
+def load_hub_dataset(repo_id: str, on_error: str = "fail") -> LoadReport:
+    """Records from the first .jsonl/.csv file of a hub dataset repo (downloaded when online,
+    else taken from the local Hugging Face cache)."""
+    import os
+
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    try:
+        folder = Path(snapshot_download(repo_id, repo_type="dataset", local_files_only=offline,
+                                        allow_patterns=["*.jsonl", "*.csv"]))
+    except Exception as err:  # offline, unknown repo, auth: all mean "not available here"
+        raise SemsafeError(
+            f"cannot get hub dataset {repo_id!r}"
+            + (" (HF_HUB_OFFLINE is set and it is not in the local cache)" if offline else f": {err}")
+            + "; download its .jsonl/.csv file and pass the file path instead") from None
+    files = sorted(folder.rglob("*.jsonl")) + sorted(folder.rglob("*.csv"))
+    if not files:
+        raise SemsafeError(f"hub dataset {repo_id!r} has no .jsonl or .csv file")
+    return load_records(files[0], on_error=on_error)
 
 
 def refusal_texts() -> list[str]:

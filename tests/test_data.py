@@ -109,3 +109,11 @@ def test_label_mask_covers_exactly_the_response_tokens(embedded):
     assert tok.decode(scored[:-1]) == response and scored[-1] == tok.eos_token_id
     with pytest.raises(SemsafeError, match="no response token would remain"):
         build_example(tok, prompt, response, max_length=n_prompt)
+
+
+def test_hub_dataset_offline_is_a_clear_error(monkeypatch):
+    from semsafe.data import load_any
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SemsafeError, match="cannot get hub dataset 'someone/some-set'.*HF_HUB_OFFLINE"):
+        load_any("hf:someone/some-set")

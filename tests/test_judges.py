@@ -94,3 +94,25 @@ def test_fluency_measures(tiny, embedded):
     ppl = response_perplexity(model, tok, ["What is the capital of France?"] * 3,
                               [natural, scrambled, ""], batch_size=2)
     assert ppl[0] < ppl[1] and np.isnan(ppl[2])
+
+
+def test_hf_classifier_judge_from_a_local_folder(tmp_path):
+    """The plug-in path for a stronger judge, on a small classifier saved locally (real code path)."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    from semsafe.errors import SemsafeError
+    from semsafe.judges.learned import HFClassifierJudge
+    from semsafe.packs import pack_dir
+
+    tok = BertTokenizerFast.from_pretrained(pack_dir("minilm") / "model")  # a real WordPiece vocabulary
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, id2label={0: "safe", 1: "unsafe"}, label2id={"safe": 0, "unsafe": 1})
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "clf")
+    tok.save_pretrained(tmp_path / "clf")
+    judge = HFClassifierJudge(str(tmp_path / "clf"), "unsafe")
+    p = judge.probability(["q1", "q2", "q3"], ["a", "b", "c"], batch_size=2)
+    assert p.shape == (3,) and ((0 <= p) & (p <= 1)).all()
+    with pytest.raises(SemsafeError, match="labels"):
+        HFClassifierJudge(str(tmp_path / "clf"), "toxic")
+    with pytest.raises(SemsafeError, match="cannot load classifier"):
+        HFClassifierJudge(str(tmp_path / "nothing-here"), "unsafe")

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..data import load_set
 from ..packs import pack_dir
-from .learned import ENCODER, LinearJudge, embed, fit_logistic, read_pyrit_csv
+from .learned import ENCODER, LinearJudge, PairJudge, embed, fit_logistic, load_or_train, read_pyrit_csv
 from .refusal import labelled_pyrit, rule_refusal
 
 NAME, VERSION = "harm", "1"
@@ -92,25 +92,7 @@ def train(folds: int = 5, seed: int = 0) -> LinearJudge:
     return LinearJudge(NAME, VERSION, coef, b, 0.5, validation)
 
 
-class HarmJudge:
-    name, version = NAME, VERSION
-
-    def __init__(self, linear: LinearJudge):
-        self.linear = linear
-        self.validation = linear.validation
-
-    def probability(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        return self.linear.probability(features(list(prompts), list(responses)))
-
-    def is_harmful(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        return self.probability(prompts, responses) >= self.linear.threshold
-
-
 @functools.lru_cache(maxsize=1)
-def harm_judge(retrain: bool = False) -> HarmJudge:
+def harm_judge(retrain: bool = False) -> PairJudge:
     """The cached judge; trained (a few minutes on 2 cores) and saved on first use."""
-    linear = None if retrain else LinearJudge.load(NAME, VERSION)
-    if linear is None:
-        linear = train()
-        linear.save()
-    return HarmJudge(linear)
+    return load_or_train(NAME, VERSION, train, features, retrain)

@@ -90,3 +90,63 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0):
     model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)
     model.fit(x, y)
     return model.coef_[0].astype(np.float64), float(model.intercept_[0])
+
+
+class PairJudge:
+    """A learned judge of (prompt, answer) pairs: its features, its weights, its validation."""
+
+    def __init__(self, linear: LinearJudge, features):
+        self.linear, self.features = linear, features
+        self.name, self.version, self.validation = linear.name, linear.version, linear.validation
+
+    def probability(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        return self.linear.probability(self.features(list(prompts), list(responses)))
+
+    def flags(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        return self.probability(prompts, responses) >= self.linear.threshold
+
+
+def load_or_train(name: str, version: str, train, features, retrain: bool = False) -> PairJudge:
+    """The judge cached on disk, or trained (and saved) when missing, stale or ``retrain``."""
+    linear = None if retrain else LinearJudge.load(name, version)
+    if linear is None:
+        linear = train()
+        linear.save()
+    return PairJudge(linear, features)
+
+
+class HFClassifierJudge:
+    """Any Hugging Face sequence-classification model as a judge of (prompt, answer) pairs, e.g.
+    a harmfulness reward model or a guard model named by hub id (online) or local folder.
+    ``positive_label`` names the class whose probability is returned."""
+
+    def __init__(self, model_id: str, positive_label: str, max_length: int = 512):
+        import os
+
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        local = Path(model_id).exists() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model_id, local_files_only=local)
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                model_id, local_files_only=local, trust_remote_code=False).eval()
+        except Exception as err:
+            raise SemsafeError(f"cannot load classifier {model_id!r} ({err}); give a local folder, "
+                               "or a hub id while online") from None
+        labels = {v.lower(): int(k) for k, v in self.model.config.id2label.items()}
+        if positive_label.lower() not in labels:
+            raise SemsafeError(f"{model_id} has labels {sorted(labels)}; {positive_label!r} is not one of them")
+        self.index, self.max_length = labels[positive_label.lower()], max_length
+        self.name, self.version = f"hf:{model_id}", positive_label
+        self.validation = {"data": "not validated by semsafe; see the model's own card"}
+
+    def probability(self, prompts: list[str], responses: list[str], batch_size: int = 16) -> np.ndarray:
+        import torch
+
+        out = []
+        for i in range(0, len(prompts), batch_size):
+            enc = self.tokenizer(list(prompts[i:i + batch_size]), list(responses[i:i + batch_size]),
+                                 truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+            with torch.no_grad():
+                out.append(self.model(**enc).logits.softmax(-1)[:, self.index].numpy())
+        return np.concatenate(out) if out else np.zeros(0)

@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from ..data import DATA_DIR, load_records, refusal_texts
-from .learned import ENCODER, LinearJudge, embed, fit_logistic, read_pyrit_csv
+from .learned import ENCODER, LinearJudge, PairJudge, embed, fit_logistic, load_or_train, read_pyrit_csv
 
 NAME, VERSION = "refusal", "1"
 C = 0.3  # inverse regularisation; chosen by 5-fold CV on pyrit's labels (0.3..10 within 1.5 points)
@@ -113,25 +113,7 @@ def train(folds: int = 5, seed: int = 0) -> LinearJudge:
     return LinearJudge(NAME, VERSION, coef, b, 0.5, validation)
 
 
-class RefusalJudge:
-    name, version = NAME, VERSION
-
-    def __init__(self, linear: LinearJudge):
-        self.linear = linear
-        self.validation = linear.validation
-
-    def probability(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        return self.linear.probability(features(list(prompts), list(responses)))
-
-    def is_refusal(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        return self.probability(prompts, responses) >= self.linear.threshold
-
-
 @functools.lru_cache(maxsize=1)
-def refusal_judge(retrain: bool = False) -> RefusalJudge:
+def refusal_judge(retrain: bool = False) -> PairJudge:
     """The cached judge; trained (about a minute) and saved on first use."""
-    linear = None if retrain else LinearJudge.load(NAME, VERSION)
-    if linear is None:
-        linear = train()
-        linear.save()
-    return RefusalJudge(linear)
+    return load_or_train(NAME, VERSION, train, features, retrain)
