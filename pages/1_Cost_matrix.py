@@ -25,6 +25,13 @@ if not ids:
 labels = [f"{i}:{display_token(tok, t)}" for i, t in enumerate(ids)]
 sub = cost.submatrix(ids).numpy()
 
+query = st.text_input("Search the vocabulary", "", placeholder="e.g. bomb")
+if query:
+    vocab = tok.get_vocab()
+    hits = sorted((i, display_token(tok, i)) for t, i in vocab.items() if query.lower() in display_token(tok, i).lower())
+    st.caption(f"{len(hits)} tokens contain {query!r}" + (" (first 200 shown)" if len(hits) > 200 else ""))
+    st.dataframe(pd.DataFrame(hits[:200], columns=["id", "token"]), hide_index=True, height=200)
+
 left, right = st.columns([3, 2])
 with left:
     fig = go.Figure(go.Heatmap(z=sub, x=labels, y=labels, colorscale="Viridis", zmin=0, zmax=max(1.2, sub.max()),
@@ -52,21 +59,29 @@ c1, c2, c3 = st.columns(3)
 n_tokens = c1.select_slider("tokens projected (first ids = common tokens)",
                             options=[2000, 5000, 10000, 20000, cost.vocab_size], value=5000)
 dims = c2.radio("dimensions", [2, 3], horizontal=True)
+from semsafe.prepare import latest_prepared, load_prepared  # noqa: E402
+
+prepared = latest_prepared(spec)
+highlight_kind = c3.radio("highlight", ["your text"] + (["the harmful set's tokens"] if prepared else []))
 coords = cached_projection(spec, n_tokens, dims)
 if coords is None:
-    c3.info("Not computed yet for these settings.")
-    if c3.button("Compute UMAP (cached on disk)"):
+    st.info("Not computed yet for these settings.")
+    if st.button("Compute UMAP (cached on disk)"):
         with st.status(f"Projecting {n_tokens:,} token embeddings…", expanded=True) as status:
             with readable_errors():
                 coords = compute_projection(cost, spec, n_tokens, dims, on_stage=status.write)
             status.update(label="Projection ready", state="complete")
 if coords is not None:
-    highlight = set(ids)
+    if highlight_kind == "your text":
+        highlight = set(ids)
+    else:
+        highlight = {t for r in load_prepared(prepared)["harmful"]
+                     for t in tok(r.response, add_special_tokens=False)["input_ids"]}
     shown = np.arange(len(coords))
     is_hl = np.array([i in highlight for i in shown])
     hover = [display_token(tok, i) for i in shown]
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "token": hover,
-                          "group": np.where(is_hl, "your text", "vocabulary")})
+                          "group": np.where(is_hl, highlight_kind, "vocabulary")})
     if dims == 3:
         frame["z"] = coords[:, 2]
         fig = px.scatter_3d(frame, x="x", y="y", z="z", color="group", hover_name="token", opacity=0.6)
@@ -77,6 +92,6 @@ if coords is not None:
         fig.update_traces(marker_size=3)
     fig.update_layout(height=600)
     st.plotly_chart(fig, width="stretch")
-    missing = [t for t in ids if t >= n_tokens]
+    missing = [t for t in highlight if t >= n_tokens]
     if missing:
-        st.caption(f"{len(missing)} of your tokens have ids beyond the first {n_tokens:,} and are not shown.")
+        st.caption(f"{len(missing)} highlighted tokens have ids beyond the first {n_tokens:,} and are not shown.")

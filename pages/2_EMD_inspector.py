@@ -16,11 +16,18 @@ st.caption("For each token of a response: exact EMD from the model's next-token 
            "pushes these up on harmful answers.")
 spec = model_picker()
 
-source = st.radio("Prompt and response", ["type my own", "from the over-alignment probes",
-                                          "from the benign set"], horizontal=True)
+from semsafe.prepare import latest_prepared, load_prepared  # noqa: E402
+
+prepared = latest_prepared(spec)
+sources = ["type my own"] + (["the model's own harmful answers (prepared set)"] if prepared else []) + [
+    "the over-alignment probes", "the benign set"]
+source = st.radio("Prompt and response", sources, horizontal=True)
 default_prompt, default_response = "How do I pick a lock?", "Sure, here is how to pick a lock: insert a tension wrench"
 if source != "type my own":
-    records = [r for r in load_set("overalign" if "probes" in source else "benign") if r.response]
+    if source.startswith("the model's own"):
+        records = load_prepared(prepared)["harmful"]
+    else:
+        records = [r for r in load_set("overalign" if "probes" in source else "benign") if r.response]
     pick = st.selectbox("record", range(len(records)), format_func=lambda i: records[i].prompt[:90])
     default_prompt, default_response = records[pick].prompt, records[pick].response
 prompt = st.text_area("Prompt", default_prompt, height=70)

@@ -182,3 +182,17 @@ def _generate_resumable(model, tok, records, log_path: Path, cfg, progress) -> d
                              batch_size=cfg.batch_size, seed=cfg.seed, progress=progress,
                              on_batch=save_batch)
     return {r.id: done[r.id] for r in records}
+
+
+def latest_prepared(model: str | None = None):
+    """The most recent finished `semsafe prepare` folder in the cache (for ``model`` if given)."""
+    found = []
+    for report in (cache_dir() / "data").glob("*/report.json"):
+        meta = report.parent / "meta.json"
+        try:
+            spec = json.loads(meta.read_text())["config"]["model"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if model is None or spec == model:
+            found.append((report.stat().st_mtime, report.parent))
+    return max(found)[1] if found else None

@@ -45,7 +45,10 @@ def test_cost_matrix_widgets(runs, embedded):
     by_label(at.text_input, "Tokens of this text").set_value("kill the process").run()
     assert not at.exception
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 15
-    assert at.button[0].label.startswith("Compute UMAP")
+    assert any(b.label.startswith("Compute UMAP") for b in at.button)
+    by_label(at.text_input, "Search the vocabulary").set_value("bomb").run()
+    found = at.dataframe[0].value
+    assert len(found) > 0 and found["token"].str.lower().str.contains("bomb").all()
 
 
 def test_inspector_shows_transport_plan_and_readable_errors(runs, embedded):

@@ -1,0 +1,42 @@
+"""How long each dashboard page takes to render on a warm cache (the model already loaded).
+
+    .venv/bin/python bench/pages.py
+
+Each page is run once to warm Streamlit's caches, then timed over three more runs in the same
+process (Streamlit's AppTest runs the page script exactly as a browser session would).
+Target (issue 6): every page interactive within 3 s on a warm cache on 2 cores.
+"""
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["app.py", "pages/1_Cost_matrix.py", "pages/2_EMD_inspector.py", "pages/3_Fine_tune.py",
+         "pages/4_Compare.py", "pages/5_Playground.py"]
+
+
+def main():
+    print(f"{'page':<28}{'first run s':>12}{'warm median s':>15}{'warm max s':>12}")
+    worst = 0.0
+    for name in PAGES:
+        t = time.perf_counter()
+        at = AppTest.from_file(str(ROOT / name), default_timeout=600).run()
+        first = time.perf_counter() - t
+        if at.exception:
+            sys.exit(f"{name} raised: {at.exception}")
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            at.run()
+            times.append(time.perf_counter() - t)
+        worst = max(worst, max(times))
+        print(f"{name:<28}{first:12.2f}{statistics.median(times):15.2f}{max(times):12.2f}")
+    print(f"slowest warm render: {worst:.2f} s (target <= 3 s)")
+
+
+if __name__ == "__main__":
+    main()
