@@ -40,10 +40,10 @@ with right:
     fig.add_trace(go.Scatter(x=emb[:, 0], y=emb[:, 1], mode="markers+text", text=words, textposition="top center",
                              marker=dict(size=10 + 40 * p.numpy(), color="orange"), name="P (size)"))
     fig.add_trace(go.Scatter(x=emb[:, 0], y=emb[:, 1], mode="markers",
-                             marker=dict(size=10 + 40 * q.numpy(), color="rgba(0,0,0,0)",
+                             marker=dict(size=np.where(q.numpy() > 0, 10 + 40 * q.numpy(), 0), color="rgba(0,0,0,0)",
                                          line=dict(width=2, color="green")), name="Q (ring)"))
     fig.update_layout(height=460, xaxis=dict(scaleanchor="y", range=[-1.4, 1.4]), yaxis_range=[-1.4, 1.4],
-                      title="Embeddings; blue lines = the optimal transport plan (width = mass)")
+                      title="Optimal transport plan (line width = mass moved)")
     st.plotly_chart(fig, width="stretch")
 
 m = st.columns(6)

@@ -89,7 +89,7 @@ def wait_until_idle(page, timeout_s=180):
 
 @pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_in_a_real_browser(name, server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1400, "height": 2200})
     page.goto(f"{server}/{PAGES[name]}", wait_until="domcontentloaded")
     wait_until_idle(page)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
