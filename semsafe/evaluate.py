@@ -181,14 +181,20 @@ def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = Tr
     done = _read_partial(partial)
     todo = [r for r in records if r.id not in done]
     if todo:
+        from tqdm.auto import tqdm
+
         scorer = {"emd": _score_emd, "fluency": _score_fluency}.get(suite, _score_answers)
+        bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=f"eval {suite}",
+                   unit="prompt", disable=not progress)
         with open(partial, "a", encoding="utf-8") as log:
             for start in range(0, len(todo), cfg.batch_size):
                 batch = todo[start:start + cfg.batch_size]
-                for row in scorer(subject, batch, cfg, progress and start == 0):
+                for row in scorer(subject, batch, cfg, False):
                     log.write(json.dumps(row) + "\n")
                     done[row["id"]] = row
                 log.flush()
+                bar.update(len(batch))
+        bar.close()
     return pd.DataFrame([done[r.id] for r in records])
 
 
