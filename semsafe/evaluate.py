@@ -189,7 +189,7 @@ def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = Tr
         with open(partial, "a", encoding="utf-8") as log:
             for start in range(0, len(todo), cfg.batch_size):
                 batch = todo[start:start + cfg.batch_size]
-                for row in scorer(subject, batch, cfg, False):
+                for row in scorer(subject, batch, cfg):
                     log.write(json.dumps(row) + "\n")
                     done[row["id"]] = row
                 log.flush()
@@ -214,7 +214,7 @@ def _read_partial(path: Path) -> dict:
     return done
 
 
-def _generate(subject, batch, cfg, progress):
+def _generate(subject, batch, cfg):
     from .generate import generate_answers
     return generate_answers(subject.model, subject.tokenizer, [r.prompt for r in batch],
                             max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
@@ -222,12 +222,12 @@ def _generate(subject, batch, cfg, progress):
                             seed=cfg.seed, progress=False)
 
 
-def _score_answers(subject, batch, cfg, progress):
+def _score_answers(subject, batch, cfg):
     from .judges.harm import harm_judge
     from .judges.refusal import refusal_judge
     from .judges.toxicity import toxicity_judge
 
-    answers = _generate(subject, batch, cfg, progress)
+    answers = _generate(subject, batch, cfg)
     prompts = [r.prompt for r in batch]
     refusal = refusal_judge().probability(prompts, answers)
     harm = harm_judge().probability(prompts, answers)
@@ -243,10 +243,10 @@ def _score_answers(subject, batch, cfg, progress):
             for r, a, pr, ph, t in zip(batch, answers, refusal, harm, tox)]
 
 
-def _score_fluency(subject, batch, cfg, progress):
+def _score_fluency(subject, batch, cfg):
     from .judges.fluency import repetition_rate, response_perplexity
 
-    answers = _generate(subject, batch, cfg, progress)
+    answers = _generate(subject, batch, cfg)
     prompts = [r.prompt for r in batch]
     ref_ppl = response_perplexity(subject.model, subject.tokenizer, prompts, [r.response or "" for r in batch])
     with subject.base_context():
@@ -257,7 +257,7 @@ def _score_fluency(subject, batch, cfg, progress):
             for r, a, rp, gp in zip(batch, answers, ref_ppl, gen_ppl)]
 
 
-def _score_emd(subject, batch, cfg, progress):
+def _score_emd(subject, batch, cfg):
     """Per-token EMD from the evaluated model to the base model's own harmful answers."""
     from .cost import SemanticCost
     from .generate import generate_answers
