@@ -28,3 +28,18 @@ def tiny():
 @pytest.fixture
 def rng():
     return torch.Generator().manual_seed(1234)
+
+
+def wait_until(condition, timeout: float = 300, every: float = 0.1) -> bool:
+    """Poll ``condition()`` (exceptions count as False) until it holds or ``timeout`` passes."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if condition():
+                return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(every)
+    return False

@@ -6,12 +6,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from conftest import wait_until
 from semsafe.errors import SemsafeError
 from semsafe.evaluate import EvalConfig, Subject, bootstrap, evaluate, load_subject, suite_prompts
 
@@ -77,9 +77,7 @@ def test_killed_eval_resumes_without_duplicate_rows(tmp_path):
         f.unlink()
     partial = folder / "harmful.partial.jsonl"
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (partial.exists() and partial.read_text().count("\n") >= 2):
-        time.sleep(0.1)
+    wait_until(lambda: partial.read_text().count("\n") >= 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 2 <= partial.read_text().count("\n") < 6

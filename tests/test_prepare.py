@@ -5,8 +5,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
+from conftest import wait_until
 from semsafe.prepare import PrepareConfig, load_prepared, prepare
 
 
@@ -49,9 +49,7 @@ def test_killed_prepare_resumes_without_duplicates(embedded, tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     log = tmp_path / "generations_harmful.jsonl"
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 2):
-        time.sleep(0.2)
+    wait_until(lambda: log.read_text().count("\n") >= 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = log.read_text().count("\n")

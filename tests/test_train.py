@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from semsafe.config import load_config
 from semsafe.data import Record, save_records
 from semsafe.errors import SemsafeError
 from semsafe.runs import Run
+from conftest import wait_until
 
 ENV = dict(os.environ, HF_HUB_OFFLINE="1")
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "tasft-emd.yaml")
@@ -68,14 +68,7 @@ def test_sigkilled_run_resumes_from_checkpoint_with_valid_metrics(files, tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "semsafe.cli", *args], env={**ENV, "SEMSAFE_RUNS": str(runs)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     status = runs / "k1" / "status.json"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            if json.loads(status.read_text()).get("step", 0) >= 12:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
+    wait_until(lambda: json.loads(status.read_text()).get("step", 0) >= 12)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     run = Run.open("k1", runs)
@@ -95,14 +88,7 @@ def test_sigterm_cancels_and_keeps_the_adapter(files, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "semsafe.cli", *args], env={**ENV, "SEMSAFE_RUNS": str(runs)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     status = runs / "c1" / "status.json"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            if json.loads(status.read_text()).get("step", 0) >= 3:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
+    wait_until(lambda: json.loads(status.read_text()).get("step", 0) >= 3)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 130
     run = Run.open("c1", runs)
