@@ -150,10 +150,15 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True) -> dict:
     """Run every suite in ``cfg.suites``; returns and writes ``summary.json``."""
     subject.out_dir.mkdir(parents=True, exist_ok=True)
     meta = subject.out_dir / "eval_config.json"
-    if meta.exists() and json.loads(meta.read_text()).get("key") != cfg.key():
-        # results of other settings are not mixed: start the partial files afresh
-        for partial in subject.out_dir.glob("*.partial.jsonl"):
-            partial.unlink()
+    if meta.exists():
+        old_key = json.loads(meta.read_text()).get("key")
+        if old_key != cfg.key():
+            # other settings: never mix rows, never lose results; move the earlier eval aside
+            archive = subject.out_dir / f"previous-{old_key}"
+            archive.mkdir(exist_ok=True)
+            for path in subject.out_dir.iterdir():
+                if path.is_file():
+                    path.replace(archive / path.name)
     meta.write_text(json.dumps({"key": cfg.key(), "config": asdict(cfg)}, indent=1))
     summary = {"subject": subject.label, "config": asdict(cfg), "suites": {}, "judges": judge_versions()}
     started = time.time()

@@ -122,3 +122,14 @@ def test_eval_subject_errors():
         load_subject(None, None)
     with pytest.raises(SemsafeError, match="no run"):
         load_subject(run_id="no-such-run")
+
+
+def test_new_settings_keep_the_earlier_results(embedded, tmp_path):
+    subject = subject_in(tmp_path, embedded)
+    first = EvalConfig(suites=["harmful"], n_prompts=2, max_new_tokens=6, n_bootstrap=50)
+    evaluate(subject, first, progress=False)
+    second = EvalConfig(suites=["harmful"], n_prompts=3, max_new_tokens=6, n_bootstrap=50)
+    evaluate(subject, second, progress=False)
+    assert len(pd.read_parquet(subject.out_dir / "harmful.parquet")) == 3
+    kept = subject.out_dir / f"previous-{first.key()}"
+    assert len(pd.read_parquet(kept / "harmful.parquet")) == 2 and (kept / "summary.json").exists()
