@@ -206,7 +206,8 @@ def train_run(cfg: TrainConfig, run: Run, resume: bool = False, model_and_tokeni
                              message="loading the model and data (a first run also prepares the data)")
         trainer = _build_trainer(cfg, run, model_and_tokenizer)
         checkpoint = run.latest_checkpoint() if resume else None
-        run.truncate_metrics(int(checkpoint.name.split("-")[-1]) if checkpoint else 0) if resume else None
+        if resume:  # metrics after the checkpoint will be logged again
+            run.truncate_metrics(int(checkpoint.name.split("-")[-1]) if checkpoint else 0)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         if trainer.is_world_process_zero():
             trainer.model.save_pretrained(run.path / "adapter")
