@@ -17,15 +17,18 @@ KEY_METRICS = [("harmful", "harmful_rate"), ("harmful", "refusal_rate"), ("harmf
                ("emd", "emd_to_harmful"), ("emd", "lower_bound")]
 
 
-def find_eval_dir(ref: str) -> Path:
-    """The eval folder of a run id, ``base:<model spec>`` (the latest evaluation of that model),
-    or a summary.json / eval folder path."""
+def find_eval_dir(ref: str, prefer_key: str | None = None) -> Path:
+    """The eval folder of a run id, ``base:<model spec>``, or a summary.json / eval folder path.
+
+    A model spec may have been evaluated with several settings; ``prefer_key`` (the settings
+    hash of the runs it is compared with) picks the matching one, else the latest is used."""
     if ref.startswith("base:"):
         slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in ref[5:])[-40:]
         found = sorted((cache_dir() / "eval").glob(f"{slug}-*/summary.json"), key=lambda p: p.stat().st_mtime)
         if not found:
             raise SemsafeError(f"no evaluation of {ref[5:]!r} yet; run `semsafe eval --model {ref[5:]}`")
-        return found[-1].parent
+        matching = [f for f in found if prefer_key and f.parent.name == f"{slug}-{prefer_key}"]
+        return (matching or found)[-1].parent
     path = Path(ref)
     if path.suffix == ".json" and path.exists():
         return path.parent
@@ -43,11 +46,33 @@ def find_summary(ref: str) -> tuple[str, dict]:
     return ref, json.loads((find_eval_dir(ref) / "summary.json").read_text())
 
 
+def resolve(refs: list[str]) -> dict[str, Path]:
+    """Eval folders for ``refs``; a ``base:`` model takes the evaluation made with the same
+    settings as the first run compared with it, so both saw the same prompts."""
+    folders, keys = {}, []
+    for ref in refs:
+        if not ref.startswith("base:"):
+            folders[ref] = find_eval_dir(ref)
+            meta = folders[ref] / "eval_config.json"
+            if meta.exists():
+                keys.append(json.loads(meta.read_text()).get("key"))
+    for ref in refs:
+        if ref.startswith("base:"):
+            folders[ref] = find_eval_dir(ref, prefer_key=keys[0] if keys else None)
+    return folders
+
+
+def _summaries(refs: list[str]) -> list[tuple[str, dict]]:
+    folders = resolve(refs)
+    return [(ref, json.loads((folders[ref] / "summary.json").read_text())) for ref in refs]
+
+
 def responses_side_by_side(refs: list[str], suite: str) -> pd.DataFrame:
     """One row per prompt of ``suite``: each subject's response, refusal and harm verdicts."""
     merged = None
+    folders = resolve(refs)
     for ref in refs:
-        path = find_eval_dir(ref) / f"{suite}.parquet"
+        path = folders[ref] / f"{suite}.parquet"
         if not path.exists():
             continue
         t = pd.read_parquet(path)
@@ -80,7 +105,7 @@ def compare_table(refs: list[str]) -> pd.DataFrame:
     """One row per metric; per subject its value, interval and delta from the first subject."""
     if not refs:
         raise SemsafeError("name at least one run (or base:<model>) to compare")
-    loaded = [find_summary(r) for r in refs]
+    loaded = _summaries(refs)
     metrics = []
     for _, s in loaded:
         for suite, values in s.get("suites", {}).items():
@@ -116,8 +141,7 @@ def tradeoff_figure(refs: list[str]):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for ref in refs:
-        label, s = find_summary(ref)
+    for label, s in _summaries(refs):
         suites = s.get("suites", {})
         harm = (suites.get("harmful", {}).get("harmful_rate") or {})
         over = (suites.get("overalign", {}).get("over_refusal_rate") or {})

@@ -133,3 +133,27 @@ def test_new_settings_keep_the_earlier_results(embedded, tmp_path):
     assert len(pd.read_parquet(subject.out_dir / "harmful.parquet")) == 3
     kept = subject.out_dir / f"previous-{first.key()}"
     assert len(pd.read_parquet(kept / "harmful.parquet")) == 2 and (kept / "summary.json").exists()
+
+
+def test_base_model_is_paired_with_the_eval_of_the_same_settings(tmp_path, monkeypatch):
+    import json as _json
+    import os as _os
+
+    from semsafe.compare import compare_table, resolve
+
+    monkeypatch.setenv("SEMSAFE_CACHE", str(tmp_path / "cache"))
+    for key, rate, age in (("aaaa", 0.9, 100), ("bbbb", 0.1, 0)):  # bbbb is the newest
+        folder = tmp_path / "cache" / "eval" / f"tiny-random-{key}"
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(_json.dumps({"suites": {"harmful": {"harmful_rate": {"mean": rate}}}}))
+        stamp = 1_700_000_000 - age
+        _os.utime(folder / "summary.json", (stamp, stamp))
+    run_eval = tmp_path / "run-eval"
+    run_eval.mkdir()
+    (run_eval / "summary.json").write_text(_json.dumps({"suites": {"harmful": {"harmful_rate": {"mean": 0.5}}}}))
+    (run_eval / "eval_config.json").write_text(_json.dumps({"key": "aaaa"}))
+    folders = resolve(["base:tiny-random", str(run_eval)])
+    assert folders["base:tiny-random"].name == "tiny-random-aaaa"  # same settings, not the newest
+    assert resolve(["base:tiny-random"])["base:tiny-random"].name == "tiny-random-bbbb"
+    table = compare_table(["base:tiny-random", str(run_eval)])
+    assert table.loc[table["metric"] == "harmful_rate", f"{run_eval} delta"].item() == pytest.approx(-0.4)
