@@ -83,7 +83,8 @@ def live(run_id: str):
         st.plotly_chart(fig, width="stretch", key=f"curves-{run_id}")
     with st.expander("log"):
         st.code(log_tail(run) or "(no output yet)")
-    st.caption(f"command: {status.get('command', '')}")
+    if status.get("command"):
+        st.caption(f"command: {status['command']}")
 
 
 live(watch)
