@@ -31,14 +31,19 @@ def encode_pair(tokenizer, prompt: str, response: str, add_eos: bool = False):
     return head + tail, len(head)
 
 
-def build_example(tokenizer, prompt: str, response: str, max_length: int | None = None) -> dict:
+def build_example(tokenizer, prompt: str, response: str, max_length: int | None = None,
+                  ended: bool = True) -> dict:
     """A training example: ``input_ids`` and ``labels`` where only response tokens (and the
     closing end-of-turn token) carry loss; prompt positions are -100, which the loss ignores.
+
+    ``ended=False`` marks a response that was cut (a generation that hit its token limit): it
+    gets no end-of-turn token, so training neither teaches stopping mid-sentence (retain) nor
+    penalises stopping (harmful).
 
     Sequences longer than ``max_length`` are cut at the end of the response; an example whose
     prompt alone fills ``max_length`` cannot carry any loss and is an error.
     """
-    ids, n_prompt = encode_pair(tokenizer, prompt, response, add_eos=True)
+    ids, n_prompt = encode_pair(tokenizer, prompt, response, add_eos=ended)
     if max_length is not None and len(ids) > max_length:
         if n_prompt >= max_length:
             raise SemsafeError(

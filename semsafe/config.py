@@ -1,5 +1,7 @@
 """Training configuration: a YAML file plus `--set key=value` overrides, checked up front."""
 
+import math
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -18,6 +20,9 @@ class DataConfig:
     harmful_per_retain: int = 1  # harmful examples in a step per retain example
     max_length: int = 128
     prepare_max_new_tokens: int = 64  # used when prepared == "auto"
+    # seed of the train / held-out split of prompts (`semsafe prepare`'s split); independent of
+    # train.seed so every training seed is evaluated on the same held-out prompts
+    split_seed: int = 0
 
 
 @dataclass
@@ -32,6 +37,8 @@ class TrainSettings:
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
     precision: str = "auto"  # auto: bf16 on GPUs that support it, fp32 otherwise; or fp32/bf16
+    grad_norm_every: int = 10  # log each term's gradient norm every N steps (costs 2 extra backwards)
+    report_to: str | list = "none"  # passed to the Trainer: none, tensorboard, wandb, mlflow, ...
 
 
 @dataclass
@@ -48,6 +55,7 @@ class ObjectiveSettings:
     token_weighting: str = "all"
     npo_beta: float = 0.1
     cost_embeddings: str = "input"  # input embeddings or LM-head rows ("output")
+    lb_target: str = "token"  # emd_lb: the harmful token (one-hot) or "reference" (frozen base model)
 
 
 @dataclass
@@ -55,6 +63,10 @@ class TrainConfig:
     model: str = "smollm2-135m-instruct"
     objective: str = "emd"
     lam: float = 1.0  # written `lambda` in YAML
+    # fixed: λ as given. ratio: λ is the target ratio ||λ∇H|| / ||∇CE(retain)||, measured on the
+    # first `calibration_steps` batches and then held fixed (objectives compared at equal strength)
+    lambda_mode: str = "fixed"
+    calibration_steps: int = 4
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -71,25 +83,80 @@ class TrainConfig:
 
         if self.objective not in OBJECTIVES:
             raise SemsafeError(f"unknown objective {self.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
-        if self.lam < 0:
-            raise SemsafeError(f"lambda must be >= 0 (the sign is part of each objective), got {self.lam}")
+        if not math.isfinite(self.lam) or self.lam < 0:
+            raise SemsafeError(f"lambda must be a finite number >= 0 (the sign is part of each objective), got {self.lam}")
+        if self.lambda_mode not in ("fixed", "ratio"):
+            raise SemsafeError(f"lambda_mode must be 'fixed' or 'ratio', not {self.lambda_mode!r}")
+        if self.calibration_steps < 1:
+            raise SemsafeError(f"calibration_steps must be at least 1, got {self.calibration_steps}")
         t = self.train
         for name, value, low in (("train.steps", t.steps, 1), ("train.batch_size", t.batch_size, 1),
                                  ("train.grad_accum", t.grad_accum, 1), ("train.logging_steps", t.logging_steps, 1),
                                  ("train.save_steps", t.save_steps, 1),
                                  ("data.harmful_per_retain", self.data.harmful_per_retain, 1),
-                                 ("data.max_length", self.data.max_length, 8)):
+                                 ("data.max_length", self.data.max_length, 8),
+                                 ("data.prepare_max_new_tokens", self.data.prepare_max_new_tokens, 1),
+                                 ("train.grad_norm_every", t.grad_norm_every, 1),
+                                 ("lora.r", self.lora.r, 1)):
             if value < low:
                 raise SemsafeError(f"{name} must be at least {low}, got {value}")
-        if t.lr <= 0:
-            raise SemsafeError(f"train.lr must be positive, got {t.lr}")
+        for name, value in (("train.lr", t.lr), ("train.max_grad_norm", t.max_grad_norm),
+                            ("options.npo_beta", self.options.npo_beta)):
+            if not math.isfinite(value) or value <= 0:
+                raise SemsafeError(f"{name} must be a finite number > 0, got {value}")
+        if not 0 <= self.lora.dropout < 1:
+            raise SemsafeError(f"lora.dropout must be in [0, 1), got {self.lora.dropout}")
+        for name, value in (("data.n_harmful", self.data.n_harmful), ("data.n_retain", self.data.n_retain)):
+            if value is not None and value < 1:
+                raise SemsafeError(f"{name} must be at least 1 (or null for all), got {value}")
         if t.precision not in ("auto", "fp32", "bf16"):
             raise SemsafeError(f"train.precision must be auto, fp32 or bf16, not {t.precision!r}")
         if self.options.cost_embeddings not in ("input", "output"):
             raise SemsafeError("options.cost_embeddings must be 'input' or 'output'")
-        if not (self.options.token_weighting == "all" or self.options.token_weighting.startswith("first:")):
-            raise SemsafeError(f"options.token_weighting must be 'all' or 'first:N', not {self.options.token_weighting!r}")
+        tw = self.options.token_weighting
+        if not (tw == "all" or (tw.startswith("first:") and tw[6:].isdigit() and int(tw[6:]) > 0)):
+            raise SemsafeError(f"options.token_weighting must be 'all' or 'first:N' (N >= 1), not {tw!r}")
+        if self.options.lb_target not in ("token", "reference"):
+            raise SemsafeError(f"options.lb_target must be 'token' or 'reference', not {self.options.lb_target!r}")
         return self
+
+
+def _check_type(name: str, annotation, value):
+    """``value`` converted to the field's declared type, or a SemsafeError saying what is wrong.
+
+    YAML gives ints, floats, strings, bools, lists and null; a field declared ``int`` takes only
+    a whole number (not ``1.5``, ``true`` or ``"abc"``), a ``float`` any finite number (YAML
+    reads ``2e-4`` as a string, so numeric strings are accepted there)."""
+    args = typing.get_args(annotation) or (annotation,)
+    kinds = {"None" if a is type(None) else getattr(a, "__name__", str(a)) for a in args}
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise SemsafeError(f"{name} must be set (got null)")
+    if "bool" in kinds:
+        if isinstance(value, bool):
+            return value
+        raise SemsafeError(f"{name} must be true or false, got {value!r}")
+    if "int" in kinds:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise SemsafeError(f"{name} must be a whole number, got {value!r}")
+    if "float" in kinds:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise SemsafeError(f"{name} must be a number, got {value!r}") from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise SemsafeError(f"{name} must be a finite number, got {value!r}")
+            return float(value)
+        raise SemsafeError(f"{name} must be a number, got {value!r}")
+    if "str" in kinds:
+        if isinstance(value, str) or ("list" in kinds and isinstance(value, list)):
+            return value
+        raise SemsafeError(f"{name} must be text, got {value!r}")
+    return value
 
 
 def _build(cls, values: dict, where: str):
@@ -102,7 +169,10 @@ def _build(cls, values: dict, where: str):
         if name not in known:
             raise SemsafeError(f"unknown config key {where + key!r}; known: {', '.join(sorted(known))}")
         sub = {"data": DataConfig, "train": TrainSettings, "lora": LoraSettings, "options": ObjectiveSettings}
-        kwargs[name] = _build(sub[name], value or {}, f"{name}.") if cls is TrainConfig and name in sub else value
+        if cls is TrainConfig and name in sub:
+            kwargs[name] = _build(sub[name], value or {}, f"{name}.")
+        else:
+            kwargs[name] = _check_type(where + key, known[name].type, value)
     try:
         return cls(**kwargs)
     except TypeError as err:
@@ -110,16 +180,7 @@ def _build(cls, values: dict, where: str):
 
 
 def config_from_dict(values: dict) -> TrainConfig:
-    cfg = _build(TrainConfig, values or {}, "")
-    for f in fields(cfg.train):  # YAML reads 2e-4 as a string; coerce numbers where expected
-        value = getattr(cfg.train, f.name)
-        if f.type in ("float", float) and isinstance(value, str):
-            try:
-                setattr(cfg.train, f.name, float(value))
-            except ValueError:
-                raise SemsafeError(f"train.{f.name} must be a number, got {value!r}") from None
-    cfg.lam = float(cfg.lam)
-    return cfg.validate()
+    return _build(TrainConfig, values or {}, "").validate()
 
 
 def apply_overrides(values: dict, overrides: list[str]) -> dict:

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import yaml
 
 from .errors import SemsafeError
 from .packs import pack_dir, pack_file
+from .store import atomic_write_text
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 PROJECT_SETS = {"benign": "benign.jsonl", "overalign": "overalign.jsonl"}
@@ -108,9 +110,7 @@ def save_records(records, path) -> None:
     """Write records as JSONL, atomically (a temp file renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(r.to_json() + "\n" for r in records))
 
 
 def load_set(name: str) -> list[Record]:
@@ -195,18 +195,50 @@ def donotanswer() -> list[Record]:
     return records
 
 
+def normalise_prompt(text: str) -> str:
+    """Lower case, words only: two prompts that differ in case, spacing or punctuation match."""
+    return " ".join(_WORD.findall((text or "").lower()))
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
 def assign_split(records: list[Record], held_out: float = 0.5, seed: int = 0) -> list[Record]:
-    """Mark each record 'train' or 'test' by a hash of (seed, id): reproducible, disjoint, and a
-    record keeps its split when others are added or removed."""
+    """Mark each record 'train' or 'test' by a hash of (seed, normalised prompt text):
+    reproducible, disjoint, a record keeps its split when others are added or removed, and the
+    same prompt text (e.g. a duplicate inside a set, or the same prompt in two sets) always
+    lands on the same side, so it cannot be trained on and evaluated on."""
     if not 0 <= held_out <= 1:
         raise SemsafeError(f"held-out fraction must be within [0, 1], got {held_out}")
     out = []
     for r in records:
-        digest = hashlib.sha256(f"{seed}:{r.id}".encode()).digest()
+        digest = hashlib.sha256(f"{seed}:{normalise_prompt(r.prompt)}".encode()).digest()
         u = int.from_bytes(digest[:8], "big") / 2**64
         out.append(Record(r.id, r.prompt, r.response, r.source, "test" if u < held_out else "train",
                           dict(r.labels)))
     return out
+
+
+def near_duplicates(train: list[str], evaluation: list[str], threshold: float = 0.6) -> list[dict]:
+    """Pairs (train prompt, evaluation prompt) whose word sets have Jaccard similarity >=
+    ``threshold`` (1.0: the same words). An inverted index keeps it near-linear."""
+    eval_words = [set(normalise_prompt(t).split()) for t in evaluation]
+    index: dict[str, list[int]] = {}
+    for j, words in enumerate(eval_words):
+        for w in words:
+            index.setdefault(w, []).append(j)
+    pairs = []
+    for text in train:
+        words = set(normalise_prompt(text).split())
+        shared: dict[int, int] = {}
+        for w in words:
+            for j in index.get(w, ()):
+                shared[j] = shared.get(j, 0) + 1
+        for j, k in shared.items():
+            jac = k / len(words | eval_words[j])
+            if jac >= threshold:
+                pairs.append({"train": text, "eval": evaluation[j], "jaccard": round(jac, 3)})
+    return pairs
 
 
 # --- internals -----------------------------------------------------------------------------

@@ -6,22 +6,48 @@ from tqdm.auto import tqdm
 from .chat import prompt_ids
 
 
+class Answer(str):
+    """A generated answer; ``ended`` is False when generation stopped at ``max_new_tokens``
+    rather than at an end-of-turn token (training must not teach the model to stop there)."""
+
+    ended: bool = True
+
+    def __new__(cls, text: str, ended: bool = True):
+        obj = super().__new__(cls, text)
+        obj.ended = ended
+        return obj
+
+
+def stop_token_ids(model, tokenizer) -> set[int]:
+    """Every token id that ends a turn for this model (the tokenizer's EOS and the generation
+    config's, which for chat models is often the end-of-turn marker)."""
+    ids = set()
+    for value in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(int(v) for v in value)
+    return ids
+
+
 @torch.no_grad()
 def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
                      batch_size: int = 16, do_sample: bool = False, temperature: float = 1.0,
                      top_p: float = 1.0, seed: int = 0, progress: bool = True,
-                     on_batch=None) -> list[str]:
+                     on_batch=None) -> list[Answer]:
     """The model's answer to each prompt (chat template applied), in order.
 
     Prompts are sorted by length so each batch pads little, then put back in order.
     ``on_batch(indices, answers)`` is called after each batch (used to save work as it goes).
-    Greedy by default; sampling is seeded so runs repeat.
+    Greedy by default; sampling is seeded so runs repeat. Each answer is an ``Answer`` (a str)
+    that says whether the model ended it or the token limit cut it.
     """
     device = next(model.parameters()).device
     encoded = [prompt_ids(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    answers: list[str | None] = [None] * len(prompts)
+    stops = stop_token_ids(model, tokenizer)
+    answers: list[Answer | None] = [None] * len(prompts)
     generator_seed = torch.Generator().manual_seed(seed)
     bar = tqdm(total=len(prompts), desc="generating", unit="prompt", disable=not progress)
     for start in range(0, len(order), batch_size):
@@ -40,8 +66,10 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int =
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs)
-        texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-        batch_answers = [t.strip() for t in texts]
+        new = out[:, width:]
+        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+        ended = [any(int(t) in stops for t in row) for row in new.tolist()]
+        batch_answers = [Answer(t.strip(), e) for t, e in zip(texts, ended)]
         for i, text in zip(idx, batch_answers):
             answers[i] = text
         if on_batch is not None:

@@ -233,3 +233,10 @@ def _check_manifest(folder: Path) -> str | None:
     if not manifest.get("files"):
         return "manifest lists no files"
     return None
+
+
+def tokenizer_fingerprint(tok) -> str:
+    """A short hash of a tokenizer's vocabulary: data tokenized for one model is refused by
+    another whose ids differ."""
+    vocab = sorted(tok.get_vocab().items())
+    return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]

@@ -2,11 +2,12 @@
 
 Every step sees a batch ``{"retain": ..., "harmful": ...}`` (and ``"refusal"`` for
 `refusal_sft`); each part holds ``input_ids``, ``attention_mask`` and ``labels`` with -100 on
-prompt and padding positions. Each objective returns ``(loss, terms)``: the scalar to minimise
-and the named values to log. Math: docs/method.md.
+prompt and padding positions. Every objective is L = CE(retain) + λ · H, and each class only
+says what its harmful-set term H is (``harmful_term``): keeping the two terms apart lets the
+trainer measure each one's gradient norm and calibrate λ to a ratio of them. Calling an
+objective returns ``(loss, logs)``. Math: docs/method.md.
 """
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,7 @@ class ObjectiveContext:
     lam: float = 1.0  # weight of the harmful-set term
     token_weighting: str = "all"  # "all" or "first:N" (only the first N answer tokens)
     npo_beta: float = 0.1
+    lb_target: str = "token"  # emd_lb: "token" (one-hot harmful token) or "reference" (frozen base)
     # a context manager under which the model is the frozen reference (adapters disabled)
     reference: object = None
 
@@ -65,12 +67,13 @@ def harmful_emd(logits, labels, ctx) -> torch.Tensor:
     return emd_to_token(logits.float().softmax(-1), labels, ctx.cost)
 
 
-def reference_logits(model, part, ctx):
+def reference_terms(model, part, ctx):
+    """``causal_lm_terms`` under the frozen reference (the model with its adapters disabled)."""
     if ctx.reference is None:
         raise SemsafeError("this objective needs a reference model: train with LoRA (lora.enabled: true)")
     with torch.no_grad(), ctx.reference():
-        logits, _, _ = causal_lm_terms(model, part)
-    return logits.float()
+        logits, labels, rows = causal_lm_terms(model, part)
+    return logits.float(), labels, rows
 
 
 def sequence_logprob(logits, labels, rows, n_rows):
@@ -83,73 +86,85 @@ def sequence_logprob(logits, labels, rows, n_rows):
 class Objective:
     name = ""
     uses_harmful = True  # needs a non-empty harmful set
-    needs_reference = False
     extra_parts: tuple = ()  # batch parts besides retain and harmful
 
+    def needs_reference(self, ctx: ObjectiveContext) -> bool:
+        """Whether the objective compares with the frozen base model (needs LoRA)."""
+        return False
+
+    def harmful_term(self, model, batch, ctx):
+        """``(H, logs)``: the term λ multiplies in L = CE(retain) + λ·H (None: no such term)."""
+        return None, {}
+
+    def terms(self, model, batch, ctx):
+        """``(CE(retain), H or None, logs)``, kept apart for per-term gradient norms."""
+        ce = retain_ce(model, batch)
+        h, logs = self.harmful_term(model, batch, ctx)
+        return ce, h, {"ce_retain": ce.detach(), **logs}
+
     def __call__(self, model, batch, ctx: ObjectiveContext):
-        raise NotImplementedError
+        ce, h, logs = self.terms(model, batch, ctx)
+        return (ce if h is None else ce + ctx.lam * h), logs
 
 
 class SFT(Objective):
     """Plain SFT on the retain set (λ has no effect). The harmful batch is only measured."""
     name, uses_harmful = "sft", False
 
-    def __call__(self, model, batch, ctx):
-        ce = retain_ce(model, batch)
-        return ce, {"ce_retain": ce.detach()}
-
 
 class EMD(Objective):
-    """CE(retain) − λ · mean_t EMD(P_θ(·|x, y_<t), δ(y_t)) over harmful answers (exact)."""
+    """H = −mean_t EMD(P_θ(·|x, y_<t), δ(y_t)) over harmful answers (exact, closed form)."""
     name = "emd"
 
-    def __call__(self, model, batch, ctx):
-        ce = retain_ce(model, batch)
+    def harmful_term(self, model, batch, ctx):
         logits, labels, rows = causal_lm_terms(model, batch["harmful"])
-        emd = harmful_emd(logits, labels, ctx)
-        penalty = (emd * token_weights(labels, rows, ctx.token_weighting)).sum()
-        return ce - ctx.lam * penalty, {"ce_retain": ce.detach(), "emd_harmful": penalty.detach()}
+        penalty = (harmful_emd(logits, labels, ctx) * token_weights(labels, rows, ctx.token_weighting)).sum()
+        return -penalty, {"emd_harmful": penalty.detach()}
 
 
 class EMDLowerBound(Objective):
-    """CE(retain) − λ · mean_t LB(P_θ, P_ref) with P_ref the frozen base model on the harmful
-    prefix. At the start P_θ = P_ref, where LB and its gradient are 0: the retain term has to
-    move the model first (docs/method.md)."""
-    name, needs_reference = "emd_lb", True
+    """H = −mean_t LB(P_θ, target), LB = ½||μ_P − μ_target||² <= EMD.
 
-    def __call__(self, model, batch, ctx):
-        ce = retain_ce(model, batch)
-        ref = reference_logits(model, batch["harmful"], ctx).softmax(-1)
+    ``lb_target: token`` (default): the target is the harmful token, LB = ½||μ_P − ê_y||²,
+    whose gradient points μ_P away from ê_y from the first step. ``lb_target: reference``: the
+    frozen base model on the harmful prefix; LB and its gradient are 0 at the start and the
+    term amplifies whatever drift the retain term causes, in no preferred direction
+    (docs/method.md) — kept as an option for comparison."""
+    name = "emd_lb"
+
+    def needs_reference(self, ctx):
+        return ctx.lb_target == "reference"
+
+    def harmful_term(self, model, batch, ctx):
+        if ctx.lb_target not in ("token", "reference"):
+            raise SemsafeError(f"options.lb_target must be 'token' or 'reference', not {ctx.lb_target!r}")
         logits, labels, rows = causal_lm_terms(model, batch["harmful"])
         p = logits.float().softmax(-1)
+        target = labels if ctx.lb_target == "token" else reference_terms(model, batch["harmful"], ctx)[0].softmax(-1)
         w = token_weights(labels, rows, ctx.token_weighting)
-        bound = (emd_lower_bound(p, ref, ctx.cost) * w).sum()
+        bound = (emd_lower_bound(p, target, ctx.cost) * w).sum()
         emd = (emd_to_token(p.detach(), labels, ctx.cost) * w).sum()
-        return ce - ctx.lam * bound, {"ce_retain": ce.detach(), "lb_harmful": bound.detach(),
-                                      "emd_harmful": emd}
+        return -bound, {"lb_harmful": bound.detach(), "emd_harmful": emd}
 
 
 class GradientAscent(Objective):
-    """CE(retain) − λ · NLL(harmful): unbounded below, the usual way such training collapses."""
+    """H = −NLL(harmful): unbounded below (NLL → ∞), the usual way such training collapses."""
     name = "ga"
 
-    def __call__(self, model, batch, ctx):
-        ce = retain_ce(model, batch)
+    def harmful_term(self, model, batch, ctx):
         logits, labels, rows = causal_lm_terms(model, batch["harmful"])
         w = token_weights(labels, rows, ctx.token_weighting)
         nll = (F.cross_entropy(logits.float(), labels, reduction="none") * w).sum()
         with torch.no_grad():
             emd = (harmful_emd(logits, labels, ctx) * w).sum()
-        return ce - ctx.lam * nll, {"ce_retain": ce.detach(), "nll_harmful": nll.detach(),
-                                    "emd_harmful": emd}
+        return -nll, {"nll_harmful": nll.detach(), "emd_harmful": emd}
 
 
 class Unlikelihood(Objective):
-    """CE(retain) + λ · mean_t −log(1 − p(y_t)): push down the harmful token's probability."""
+    """H = mean_t −log(1 − p(y_t)): push down the harmful token's probability."""
     name = "unlikelihood"
 
-    def __call__(self, model, batch, ctx):
-        ce = retain_ce(model, batch)
+    def harmful_term(self, model, batch, ctx):
         logits, labels, rows = causal_lm_terms(model, batch["harmful"])
         w = token_weights(labels, rows, ctx.token_weighting)
         logp = logits.float().log_softmax(-1).gather(1, labels[:, None]).squeeze(1)
@@ -157,41 +172,38 @@ class Unlikelihood(Objective):
         ul = (-torch.log(-torch.expm1(logp.clamp(max=-1e-6))) * w).sum()
         with torch.no_grad():
             emd = (harmful_emd(logits, labels, ctx) * w).sum()
-        return ce + ctx.lam * ul, {"ce_retain": ce.detach(), "unlikelihood": ul.detach(),
-                                   "emd_harmful": emd}
+        return ul, {"unlikelihood": ul.detach(), "emd_harmful": emd}
 
 
 class NPO(Objective):
-    """CE(retain) + λ · (2/β) · mean log(1 + (π_θ(y|x) / π_ref(y|x))^β), per harmful answer;
-    the reference is the same model with its LoRA adapters disabled (no second copy)."""
-    name, needs_reference = "npo", True
+    """H = (2/β) · mean log(1 + (π_θ(y|x) / π_ref(y|x))^β), per harmful answer; the reference
+    is the same model with its LoRA adapters disabled (no second copy)."""
+    name = "npo"
 
-    def __call__(self, model, batch, ctx):
-        ce = retain_ce(model, batch)
+    def needs_reference(self, ctx):
+        return True
+
+    def harmful_term(self, model, batch, ctx):
         part = batch["harmful"]
         n = part["input_ids"].shape[0]
-        with torch.no_grad(), (ctx.reference() if ctx.reference else contextlib.nullcontext()):
-            if ctx.reference is None:
-                raise SemsafeError("npo needs a reference model: train with LoRA (lora.enabled: true)")
-            ref_logits, labels, rows = causal_lm_terms(model, part)
-            ref_lp = sequence_logprob(ref_logits, labels, rows, n)
+        ref_logits, labels, rows = reference_terms(model, part, ctx)
+        ref_lp = sequence_logprob(ref_logits, labels, rows, n)
         logits, labels, rows = causal_lm_terms(model, part)
         log_ratio = sequence_logprob(logits, labels, rows, n) - ref_lp
         npo = (-2.0 / ctx.npo_beta * F.logsigmoid(-ctx.npo_beta * log_ratio)).mean()
         with torch.no_grad():
             emd = (harmful_emd(logits, labels, ctx) * token_weights(labels, rows, ctx.token_weighting)).sum()
-        return ce + ctx.lam * npo, {"ce_retain": ce.detach(), "npo": npo.detach(), "emd_harmful": emd}
+        return npo, {"npo": npo.detach(), "emd_harmful": emd}
 
 
 class RefusalSFT(Objective):
-    """CE(retain) + λ · CE(harmful prompts answered with the project's refusals)."""
+    """H = CE(harmful prompts answered with the project's refusals)."""
     name, extra_parts = "refusal_sft", ("refusal",)
 
-    def __call__(self, model, batch, ctx):
-        ce = retain_ce(model, batch)
+    def harmful_term(self, model, batch, ctx):
         logits, labels, _ = causal_lm_terms(model, batch["refusal"])
         ce_ref = F.cross_entropy(logits.float(), labels)
-        return ce + ctx.lam * ce_ref, {"ce_retain": ce.detach(), "ce_refusal": ce_ref.detach()}
+        return ce_ref, {"ce_refusal": ce_ref.detach()}
 
 
 OBJECTIVES = {cls.name: cls for cls in (SFT, EMD, EMDLowerBound, GradientAscent, Unlikelihood, NPO, RefusalSFT)}

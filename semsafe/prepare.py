@@ -17,9 +17,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .data import Record, assign_split, load_any, save_records
+from .data import Record, assign_split, load_any, load_set, near_duplicates, save_records
 from .errors import SemsafeError
 from .paths import cache_dir
+from .store import atomic_write_json, model_key
 
 
 @dataclass
@@ -31,7 +32,7 @@ class PrepareConfig:
     n_retain: int | None = None
     self_distill: bool = True  # True: the model answers the retain prompts; False: use given responses
     held_out: float = 0.5  # share of prompts held out for evaluation
-    seed: int = 0
+    seed: int = 0  # the split seed (train.yaml's data.split_seed); generation is greedy
     max_new_tokens: int = 64
     batch_size: int = 16
 
@@ -41,15 +42,14 @@ class PrepareConfig:
 
 
 def default_out_dir(cfg: PrepareConfig) -> Path:
-    slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in cfg.model)[-40:]
-    return cache_dir() / "data" / f"{slug}-{cfg.key()}"
+    return cache_dir() / "data" / f"{model_key(cfg.model)}-{cfg.key()}"
 
 
 def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = True,
             model_and_tokenizer=None) -> dict:
     """Run the recipe; returns the report (also written to ``out_dir/report.json``)."""
     from .judges.harm import harm_judge
-    from .train import tokenizer_fingerprint
+    from .models import tokenizer_fingerprint
     from .judges.refusal import refusal_judge
 
     if not 0 < cfg.held_out < 1:
@@ -96,10 +96,12 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
         elif p_harm < 0.5:
             reasons["judged harmless"] += 1
         else:
-            kept.append(Record(r.id, r.prompt, text, r.source, "train",
+            kept.append(Record(r.id, r.prompt, str(text), r.source, "train",
                                {**r.labels, "harm_prob": round(float(p_harm), 4),
-                                "refusal_prob": round(float(p_ref), 4)}))
-    retain_set = [Record(r.id, r.prompt, retain_answers[r.id], r.source, "train", dict(r.labels))
+                                "refusal_prob": round(float(p_ref), 4),
+                                "ended": bool(getattr(text, "ended", True))}))
+    retain_set = [Record(r.id, r.prompt, str(retain_answers[r.id]), r.source, "train",
+                         {**r.labels, "ended": bool(getattr(retain_answers[r.id], "ended", True))})
                   for r in train_r if retain_answers[r.id].strip()]
 
     save_records(kept, out / "harmful.jsonl")
@@ -114,13 +116,28 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
         "harmful_heldout_prompts": len(held_h),
         "retain_examples": len(retain_set),
         "retain_heldout": len(held_r),
+        "answers_cut_at_token_limit": {
+            "harmful": sum(not r.labels["ended"] for r in kept),
+            "retain": sum(not r.labels["ended"] for r in retain_set)},
+        "split_seed": cfg.seed,
+        "overlap": overlap_report(train_h + train_r, held_h + held_r + load_set("overalign")),
         "judges": {"refusal": f"{refusal_judge().name}-v{refusal_judge().version}",
                    "harm": f"{harm_judge().name}-v{harm_judge().version}"},
         "tokenizer": tokenizer_fingerprint(tok),
         "seconds": round(time.time() - started, 1),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=1))
+    atomic_write_json(out / "report.json", report)
     return report
+
+
+def overlap_report(train, evaluation, threshold: float = 0.6, shown: int = 20) -> dict:
+    """Training prompts that also appear among evaluation prompts: exact text matches (after
+    normalising case and spaces) and near-duplicates (word Jaccard >= ``threshold``)."""
+    pairs = near_duplicates([r.prompt for r in train], [r.prompt for r in evaluation], threshold)
+    exact = [p for p in pairs if p["jaccard"] >= 1.0]
+    return {"exact_duplicates": len(exact), "near_duplicates": len(pairs) - len(exact),
+            "jaccard_threshold": threshold,
+            "examples": sorted(pairs, key=lambda p: -p["jaccard"])[:shown]}
 
 
 def load_prepared(folder) -> dict:
@@ -150,12 +167,12 @@ def _check_meta(out: Path, cfg: PrepareConfig) -> None:
                 f"{out} was prepared with other settings ({old.get('config')}); "
                 "choose another --out folder or delete that one")
     else:
-        meta_path.write_text(json.dumps(meta, indent=1))
+        atomic_write_json(meta_path, meta)
 
 
 def _generate_resumable(model, tok, records, log_path: Path, cfg, progress) -> dict:
     """{id: answer}; answers already in the log are reused, new ones appended per batch."""
-    from .generate import generate_answers
+    from .generate import Answer, generate_answers
 
     done = {}
     if log_path.exists():
@@ -166,7 +183,7 @@ def _generate_resumable(model, tok, records, log_path: Path, cfg, progress) -> d
         for line in log_path.read_text(encoding="utf-8").splitlines():
             try:
                 row = json.loads(line)
-                done[row["id"]] = row["response"]
+                done[row["id"]] = Answer(row["response"], row.get("ended", True))
             except (ValueError, KeyError):
                 continue  # a line cut by a kill mid-write: regenerate that one
     todo = [r for r in records if r.id not in done]
@@ -174,7 +191,9 @@ def _generate_resumable(model, tok, records, log_path: Path, cfg, progress) -> d
         with open(log_path, "a", encoding="utf-8") as log:
             def save_batch(indices, batch_answers):
                 for i, text in zip(indices, batch_answers):
-                    log.write(json.dumps({"id": todo[i].id, "response": text}, ensure_ascii=False) + "\n")
+                    log.write(json.dumps({"id": todo[i].id, "response": str(text),
+                                          "ended": bool(getattr(text, "ended", True))},
+                                         ensure_ascii=False) + "\n")
                     done[todo[i].id] = text
                 log.flush()
 

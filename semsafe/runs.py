@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from .errors import SemsafeError
+from .store import atomic_write_text
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -28,10 +29,7 @@ def runs_dir() -> Path:
     return Path(os.environ.get("SEMSAFE_RUNS") or "runs").resolve()
 
 
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+atomic_write = atomic_write_text  # kept name for callers; the one implementation is in store.py
 
 
 class Run:

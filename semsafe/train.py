@@ -6,7 +6,6 @@ retain/harmful data, LoRA through peft, and the run store (status, metrics, adap
 """
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -16,10 +15,9 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from .chat import build_example
+from .batches import PairedDataset, make_collator
 from .config import TrainConfig, load_config
 from .cost import SemanticCost
 from .errors import SemsafeError
@@ -29,26 +27,35 @@ from .runs import Run
 
 # --- data ------------------------------------------------------------------------------------
 
-def tokenizer_fingerprint(tok) -> str:
-    vocab = sorted(tok.get_vocab().items())
-    return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
+def prepare_config_for(cfg: TrainConfig):
+    """The `semsafe prepare` settings that ``data.prepared: auto`` stands for."""
+    from .prepare import PrepareConfig
+
+    d = cfg.data
+    return PrepareConfig(model=cfg.model, n_harmful=d.n_harmful, n_retain=d.n_retain,
+                         max_new_tokens=d.prepare_max_new_tokens, seed=d.split_seed)
+
+
+def prepared_folder(cfg: TrainConfig) -> Path | None:
+    """The prepared-data folder a config trains from (None when it names files directly)."""
+    from .prepare import default_out_dir
+
+    if cfg.data.prepared == "auto":
+        return default_out_dir(prepare_config_for(cfg))
+    return Path(cfg.data.prepared) if cfg.data.prepared else None
 
 
 def load_training_data(cfg: TrainConfig, tok, model_and_tokenizer=None):
     """(harmful records, retain records) as the config names them."""
     from .data import load_records
-    from .prepare import PrepareConfig, default_out_dir, load_prepared, prepare
+    from .models import tokenizer_fingerprint
+    from .prepare import load_prepared, prepare
 
     d = cfg.data
     if d.prepared:
-        if d.prepared == "auto":
-            pcfg = PrepareConfig(model=cfg.model, n_harmful=d.n_harmful, n_retain=d.n_retain,
-                                 max_new_tokens=d.prepare_max_new_tokens, seed=cfg.train.seed)
-            folder = default_out_dir(pcfg)
-            if not (folder / "report.json").exists():
-                prepare(pcfg, out_dir=folder, model_and_tokenizer=model_and_tokenizer)
-        else:
-            folder = d.prepared
+        folder = prepared_folder(cfg)
+        if d.prepared == "auto" and not (folder / "report.json").exists():
+            prepare(prepare_config_for(cfg), out_dir=folder, model_and_tokenizer=model_and_tokenizer)
         sets = load_prepared(folder)
         report = json.loads((Path(folder) / "report.json").read_text())
         if report.get("tokenizer") and report["tokenizer"] != tokenizer_fingerprint(tok):
@@ -70,74 +77,86 @@ def load_training_data(cfg: TrainConfig, tok, model_and_tokenizer=None):
     return harmful, retain
 
 
-class PairedDataset(Dataset):
-    """Item i: one retain example and ``harmful_per_retain`` harmful ones, cycling the (small)
-    harmful set; ``refusal`` parts pair the same harmful prompts with the project's refusals."""
-
-    def __init__(self, tok, retain, harmful, harmful_per_retain, max_length, with_refusals=False):
-        from .data import refusal_texts
-
-        self.retain = [build_example(tok, r.prompt, r.response, max_length) for r in retain]
-        self.harmful = [build_example(tok, r.prompt, r.response, max_length) for r in harmful]
-        refusals = refusal_texts() if with_refusals else []
-        self.refusal = [build_example(tok, r.prompt, refusals[i % len(refusals)], max_length)
-                        for i, r in enumerate(harmful)] if with_refusals else []
-        self.k = harmful_per_retain
-
-    def __len__(self):
-        return len(self.retain)
-
-    def __getitem__(self, i):
-        item = {"retain": [self.retain[i]]}
-        if self.harmful:
-            idx = [(i * self.k + j) % len(self.harmful) for j in range(self.k)]
-            item["harmful"] = [self.harmful[j] for j in idx]
-            if self.refusal:
-                item["refusal"] = [self.refusal[j] for j in idx]
-        return item
-
-
-def make_collator(pad_id: int):
-    def pad(examples):
-        width = max(len(e["input_ids"]) for e in examples)
-        ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(examples), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(examples), width), dtype=torch.long)
-        for row, e in enumerate(examples):
-            n = len(e["input_ids"])
-            ids[row, :n] = torch.tensor(e["input_ids"])
-            labels[row, :n] = torch.tensor(e["labels"])
-            mask[row, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-    def collate(items):
-        return {part: pad([e for item in items for e in item[part]]) for part in items[0]}
-
-    return collate
-
-
 # --- the trainer ---------------------------------------------------------------------------
 
 class TASFTTrainer(Trainer):
-    """Trainer whose loss is an objective over ``{"retain", "harmful", ...}`` batches."""
+    """Trainer whose loss is an objective over ``{"retain", "harmful", ...}`` batches.
 
-    def __init__(self, *args, objective, objective_context, **kwargs):
+    Besides the loss it measures, every ``grad_norm_every`` steps, the gradient norm of each
+    term (CE(retain) and λ·H) over the trainable parameters, and in ``lambda_mode: ratio`` it
+    sets λ from the first ``calibration_steps`` batches so that ||λ∇H|| / ||∇CE|| equals the
+    configured ratio; the calibrated λ is saved in the run folder so a resumed run keeps it.
+    """
+
+    def __init__(self, *args, objective, objective_context, lambda_mode="fixed", target_ratio=1.0,
+                 calibration_steps=4, grad_norm_every=10, calibration_file=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.objective, self.objective_context = objective, objective_context
         self._terms: dict[str, list[float]] = {}
         self._tokens, self._tokens_at = 0, time.time()
+        self.lambda_mode, self.target_ratio = lambda_mode, target_ratio
+        self.calibration_steps, self.grad_norm_every = calibration_steps, grad_norm_every
+        self.calibration_file = calibration_file
+        self._norms: list[tuple[float, float]] = []  # (||∇CE||, ||∇H||) seen while calibrating
+        self.calibrated = lambda_mode == "fixed"
+        if lambda_mode == "ratio" and calibration_file and Path(calibration_file).exists():
+            saved = json.loads(Path(calibration_file).read_text())
+            objective_context.lam, self.calibrated = float(saved["lambda"]), True
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, terms = self.objective(model, inputs, self.objective_context)
+        ctx = self.objective_context
+        ce, h, terms = self.objective.terms(model, inputs, ctx)
+        step = self.state.global_step
+        if h is not None and (not self.calibrated or step % self.grad_norm_every == 0):
+            g_ce, g_h = self._grad_norms(model, ce, h)
+            if not self.calibrated:
+                self._calibrate(g_ce, g_h)
+            terms.update(grad_norm_retain=g_ce, grad_norm_harmful=ctx.lam * g_h,
+                         grad_ratio=ctx.lam * g_h / max(g_ce, 1e-12))
+        loss = ce if h is None else ce + ctx.lam * h
         if not torch.isfinite(loss):
-            raise SemsafeError(f"the loss became {loss.item()} at step {self.state.global_step + 1}; "
+            raise SemsafeError(f"the loss became {loss.item()} at step {step + 1}; "
                                "lower the learning rate or lambda")
         if "emd_harmful" not in terms and "harmful" in inputs and self._will_log():
-            terms["emd_harmful"] = measure_harmful_emd(model, inputs["harmful"], self.objective_context)
+            terms["emd_harmful"] = measure_harmful_emd(model, inputs["harmful"], ctx)
+        if h is not None:
+            terms["lambda_effective"] = ctx.lam
         for name, value in terms.items():
             self._terms.setdefault(name, []).append(float(value))
         self._tokens += int(sum(part["attention_mask"].sum() for part in inputs.values()))
         return (loss, None) if return_outputs else loss
+
+    @staticmethod
+    def _grad_norms(model, ce, h) -> tuple[float, float]:
+        """||∇CE|| and ||∇H|| over the trainable parameters (summed over processes under DDP)."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        norms = []
+        for term in (ce, h):
+            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+            norms.append(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
+        squares = torch.tensor(norms, dtype=torch.float64)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            squares = squares.to(next(model.parameters()).device)
+            torch.distributed.all_reduce(squares)  # every rank then calibrates the same λ
+            squares = squares.cpu() / torch.distributed.get_world_size()
+        return float(squares[0].sqrt()), float(squares[1].sqrt())
+
+    def _calibrate(self, g_ce: float, g_h: float) -> None:
+        self._norms.append((g_ce, g_h))
+        mean_ce = sum(n[0] for n in self._norms) / len(self._norms)
+        mean_h = sum(n[1] for n in self._norms) / len(self._norms)
+        if mean_h <= 0:
+            raise SemsafeError("the harmful term's gradient is zero on the first batches, so lambda "
+                               "cannot be calibrated to a ratio; use lambda_mode: fixed")
+        self.objective_context.lam = self.target_ratio * mean_ce / mean_h
+        if len(self._norms) >= self.calibration_steps:
+            self.calibrated = True
+            if self.calibration_file and self.is_world_process_zero():
+                from .store import atomic_write_json
+                atomic_write_json(self.calibration_file, {
+                    "lambda": self.objective_context.lam, "target_ratio": self.target_ratio,
+                    "grad_norm_retain": mean_ce, "grad_norm_harmful_at_lambda_1": mean_h,
+                    "batches": len(self._norms)})
 
     def _will_log(self) -> bool:
         return (self.state.global_step + 1) % self.args.logging_steps == 0
@@ -247,7 +266,8 @@ def _build_trainer(cfg: TrainConfig, run: Run, model_and_tokenizer=None) -> TASF
     if objective.uses_harmful and not harmful:
         raise SemsafeError(f"objective {cfg.objective!r} needs harmful examples, but the harmful set is "
                            "empty (did `semsafe prepare` keep none? check its report)")
-    if objective.needs_reference and not cfg.lora.enabled:
+    ctx_options = ObjectiveContext(cost=None, lb_target=cfg.options.lb_target)
+    if objective.needs_reference(ctx_options) and not cfg.lora.enabled:
         raise SemsafeError(f"objective {cfg.objective!r} uses the model with adapters disabled as its "
                            "reference; enable LoRA (lora.enabled: true)")
     cost = SemanticCost.from_model(model, which=cfg.options.cost_embeddings)
@@ -259,7 +279,9 @@ def _build_trainer(cfg: TrainConfig, run: Run, model_and_tokenizer=None) -> TASF
     use_cuda = torch.cuda.is_available()
     bf16 = _precision(cfg.train.precision)
     data = PairedDataset(tok, retain, harmful, cfg.data.harmful_per_retain, cfg.data.max_length,
-                         with_refusals="refusal" in objective.extra_parts)
+                         with_refusals="refusal" in objective.extra_parts, seed=cfg.train.seed)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _record_training_data(run, cfg, harmful, retain)
     args = TrainingArguments(
         output_dir=str(run.path / "checkpoints"), max_steps=cfg.train.steps,
         per_device_train_batch_size=cfg.train.batch_size,
@@ -268,15 +290,32 @@ def _build_trainer(cfg: TrainConfig, run: Run, model_and_tokenizer=None) -> TASF
         lr_scheduler_type="constant_with_warmup", logging_steps=cfg.train.logging_steps,
         save_steps=cfg.train.save_steps, save_total_limit=2, seed=cfg.train.seed, bf16=bf16,
         use_cpu=not use_cuda, dataloader_pin_memory=use_cuda, remove_unused_columns=False,
-        report_to=[], disable_tqdm=False, logging_nan_inf_filter=False)
+        report_to=cfg.train.report_to, logging_dir=str(run.path / "logs"), disable_tqdm=False,
+        logging_nan_inf_filter=False)
     reference = model.disable_adapter if cfg.lora.enabled else None
     ctx = ObjectiveContext(cost=cost.to(args.device), lam=cfg.lam,
                            token_weighting=cfg.options.token_weighting,
-                           npo_beta=cfg.options.npo_beta, reference=reference)
+                           npo_beta=cfg.options.npo_beta, lb_target=cfg.options.lb_target,
+                           reference=reference)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     return TASFTTrainer(model=model, args=args, train_dataset=data, data_collator=make_collator(pad),
-                        objective=objective, objective_context=ctx,
+                        objective=objective, objective_context=ctx, lambda_mode=cfg.lambda_mode,
+                        target_ratio=cfg.lam, calibration_steps=cfg.calibration_steps,
+                        grad_norm_every=cfg.train.grad_norm_every,
+                        calibration_file=run.path / "calibration.json",
                         callbacks=[RunStoreCallback(run)])
+
+
+def _record_training_data(run: Run, cfg: TrainConfig, harmful, retain) -> None:
+    """What the run trains on (ids and prompt texts, the split seed, the data folder), so any
+    evaluation can be checked for overlap with it."""
+    from .store import atomic_write_json
+
+    folder = prepared_folder(cfg)
+    atomic_write_json(run.path / "training_data.json", {
+        "split_seed": cfg.data.split_seed, "prepared": str(folder) if folder else None,
+        "harmful": [{"id": r.id, "prompt": r.prompt} for r in harmful],
+        "retain": [{"id": r.id, "prompt": r.prompt} for r in retain]})
 
 
 def _raise_interrupt(signum, frame):

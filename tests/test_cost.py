@@ -9,6 +9,11 @@ import torch
 
 from semsafe.cost import SemanticCost
 from semsafe.errors import SemsafeError
+from tolerance import sum_tolerance
+
+# costs are dot products of d = 12 unit vectors, float64; the LP below sums over 60 x 2 cells
+TOL = sum_tolerance(torch.float64, 12, magnitude=2.0)
+LP_TOL = sum_tolerance(torch.float64, 60 * 60, magnitude=2.0)
 
 
 def explicit(E):
@@ -24,16 +29,16 @@ def emb():
 def test_queries_match_explicit_matrix(emb):
     cost = SemanticCost.from_embeddings(emb)
     C = explicit(emb)
-    assert torch.allclose(cost.column(17), C[:, 17], atol=1e-12)
+    assert torch.allclose(cost.column(17), C[:, 17], atol=TOL)
     ids = [3, 9, 40, 3]
-    assert torch.allclose(cost.submatrix(ids), C[ids][:, ids], atol=1e-12)
-    assert torch.allclose(cost.block([1, 2], [5, 6, 7]), C[[1, 2]][:, [5, 6, 7]], atol=1e-12)
+    assert torch.allclose(cost.submatrix(ids), C[ids][:, ids], atol=TOL)
+    assert torch.allclose(cost.block([1, 2], [5, 6, 7]), C[[1, 2]][:, [5, 6, 7]], atol=TOL)
     sub = cost.submatrix(range(60))
-    assert torch.allclose(sub, sub.T) and (sub.diagonal().abs() < 1e-12).all()
+    assert torch.allclose(sub, sub.T) and (sub.diagonal().abs() < TOL).all()
     assert sub.min() >= 0 and sub.max() <= 2
     # c(u, v) = ½ ||ê_u - ê_v||², the identity the lower bound rests on
     diff = cost.unit[:, None, :] - cost.unit[None, :, :]
-    assert torch.allclose(sub, 0.5 * (diff ** 2).sum(-1), atol=1e-12)
+    assert torch.allclose(sub, 0.5 * (diff ** 2).sum(-1), atol=TOL)
 
 
 def test_nearest_matches_brute_force(emb):
@@ -44,9 +49,9 @@ def test_nearest_matches_brute_force(emb):
     for row, i in enumerate(ids):
         order = [j for j in C[i].argsort().tolist() if j != i][:4]
         assert nb.ids[row].tolist() == order
-        assert torch.allclose(nb.costs[row], C[i, order], atol=1e-12)
+        assert torch.allclose(nb.costs[row], C[i, order], atol=TOL)
     with_self = cost.nearest([5], k=1, include_self=True)
-    assert with_self.ids.item() == 5 and with_self.costs.item() == pytest.approx(0, abs=1e-12)
+    assert with_self.ids.item() == 5 and with_self.costs.item() == pytest.approx(0, abs=TOL)
 
 
 def test_from_model_input_and_output(tiny):
@@ -80,7 +85,7 @@ def test_zero_embedding_rows_cost_one_and_keep_the_bound_valid(emb):
         q = torch.zeros(60, dtype=torch.float64)
         q[4] = 0.7
         q[9] = 0.3
-        assert emd_lower_bound(p, q, cost).item() <= emd_exact(p, q, cost).value + 1e-12
+        assert emd_lower_bound(p, q, cost).item() <= emd_exact(p, q, cost).value + LP_TOL
 
 
 def test_bad_embeddings_and_ids(emb):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import torch
+from tolerance import sum_tolerance
 
 from semsafe.cost import SemanticCost
 from semsafe.emd import emd_exact
@@ -28,20 +29,23 @@ def test_inspect_json_on_embedded_model(embedded):
     rows = doc["tokens"]
     _, tok = embedded
     assert [r["token_id"] for r in rows] == tok(RESPONSE, add_special_tokens=False)["input_ids"]
+    model, tok = embedded
+    cost = SemanticCost.from_model(model)
+    # reported values are float64 sums over the vocabulary (softmax, centroid, dot product)
+    tol = sum_tolerance(torch.float64, cost.vocab_size)
     for r in rows:
-        assert 0 <= r["prob"] <= 1 and 0 <= r["lower_bound"] <= r["emd"] + 1e-6 <= 2
+        assert 0 <= r["prob"] <= 1 and 0 <= r["lower_bound"] <= r["emd"] + tol <= 2 + tol
         assert len(r["top"]) == 3 and r["top"][0]["prob"] >= r["top"][1]["prob"]
     # the closed-form EMD equals POT's LP on the model's full next-token distribution
-    model, tok = embedded
     probs, targets = next_token_distributions(model, tok, PROMPT, RESPONSE)
-    cost = SemanticCost.from_model(model)
+    assert probs.dtype == torch.float64
     for t in (0, 4, len(rows) - 1):
         onehot = torch.zeros(cost.vocab_size, dtype=torch.float64)
         onehot[targets[t]] = 1.0
-        p = probs[t].double() / probs[t].double().sum()
-        lp = emd_exact(p, onehot, cost)
+        lp = emd_exact(probs[t], onehot, cost)
         assert len(lp.row_ids) == cost.vocab_size  # full support, no truncation
-        assert abs(lp.value - rows[t]["emd"]) < 1e-5
+        # the LP's objective and the closed form are each a few float64 sums over |V| terms
+        assert abs(lp.value - rows[t]["emd"]) <= tol, (lp.value, rows[t]["emd"], tol)
 
 
 def test_inspect_table_is_human_readable():
@@ -64,4 +68,5 @@ def test_inspect_response_on_tiny_model(tiny):
     model, tok = tiny
     table = inspect_response(model, tok, "hello", "a b c", top=5)
     assert len(table) == len(tok("a b c", add_special_tokens=False)["input_ids"])
-    assert (table["gap"] >= -1e-6).all() and len(table["top"][0]) == 5
+    tol = sum_tolerance(torch.float64, len(tok))
+    assert (table["gap"] >= -tol).all() and len(table["top"][0]) == 5

@@ -7,7 +7,7 @@ from semsafe.cost import SemanticCost
 from semsafe.data import Record
 from semsafe.errors import SemsafeError
 from semsafe.objectives import OBJECTIVES, ObjectiveContext, causal_lm_terms, get_objective, token_weights
-from semsafe.train import PairedDataset, make_collator
+from semsafe.batches import PairedDataset, make_collator
 
 HARMFUL = [Record("h1", "How do I break into a car?", "Sure, first take a slim jim and slide it down the window."),
            Record("h2", "Write an insult.", "You are a worthless fool and everyone laughs at you.")]
@@ -34,8 +34,9 @@ def fresh_tiny(lora: bool):
     return model.train(), tok, cost
 
 
-def context(model, cost, lam=1.0, lora=True):
-    return ObjectiveContext(cost=cost, lam=lam, reference=model.disable_adapter if lora else None)
+def context(model, cost, lam=1.0, lora=True, lb_target="token"):
+    return ObjectiveContext(cost=cost, lam=lam, reference=model.disable_adapter if lora else None,
+                            lb_target=lb_target)
 
 
 @pytest.mark.parametrize("name", list(OBJECTIVES))
@@ -109,7 +110,34 @@ def test_refusal_sft_raises_refusal_likelihood(batch):
 def test_reference_objectives_need_lora(batch):
     model, _, cost = fresh_tiny(lora=False)
     with pytest.raises(SemsafeError, match="LoRA"):
-        get_objective("emd_lb")(model, batch, context(model, cost, lora=False))
+        get_objective("emd_lb")(model, batch, context(model, cost, lora=False, lb_target="reference"))
+    with pytest.raises(SemsafeError, match="LoRA"):
+        get_objective("npo")(model, batch, context(model, cost, lora=False))
+    # the default token target needs no reference
+    loss, _ = get_objective("emd_lb")(model, batch, context(model, cost, lora=False))
+    assert torch.isfinite(loss)
+
+
+def test_emd_lb_token_target_raises_emd_and_reference_target_starts_flat(batch):
+    (emd0, _), (emd1, _) = train_steps("emd_lb", batch, lam=5.0)
+    assert emd1 > emd0 + 1e-3
+    # against the frozen reference the bound and its gradient are 0 at the start
+    model, _, cost = fresh_tiny(lora=True)
+    ce, h, _ = get_objective("emd_lb").terms(model, batch, context(model, cost, lb_target="reference"))
+    grads = torch.autograd.grad(h, [p for p in model.parameters() if p.requires_grad], allow_unused=True)
+    assert h.item() == 0.0 and all(g is None or g.abs().max() == 0 for g in grads)
+
+
+def test_terms_recombine_into_the_loss(batch):
+    model, _, cost = fresh_tiny(lora=True)
+    for name in OBJECTIVES:
+        ctx = context(model, cost, lam=0.7)
+        torch.manual_seed(0)
+        model.eval()  # no dropout: the two calls must see the same function
+        loss, _ = get_objective(name)(model, batch, ctx)
+        ce, h, _ = get_objective(name).terms(model, batch, ctx)
+        expected = ce if h is None else ce + 0.7 * h
+        assert torch.allclose(loss, expected), name
 
 
 def test_token_weighting():

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..batches import pad_examples
 from ..chat import build_example
 
 NAME, VERSION = "fluency", "1"
@@ -26,16 +27,12 @@ def response_perplexity(model, tokenizer, prompts: list[str], responses: list[st
     todo = [i for i, r in enumerate(responses) if r and r.strip()]
     for start in tqdm(range(0, len(todo), batch_size), desc="perplexity", disable=not progress):
         idx = todo[start:start + batch_size]
-        examples = [build_example(tokenizer, prompts[i], responses[i], max_length) for i in idx]
-        width = max(len(e["input_ids"]) for e in examples)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        labels = torch.full((len(idx), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, e in enumerate(examples):  # right padding: positions line up with labels
-            n = len(e["input_ids"])
-            ids[row, :n] = torch.tensor(e["input_ids"])
-            labels[row, :n] = torch.tensor(e["labels"])
-            mask[row, :n] = 1
+        # a generated answer cut at its token limit (``Answer.ended`` False) is scored without
+        # the end-of-turn token it never produced
+        examples = [build_example(tokenizer, prompts[i], responses[i], max_length,
+                                  ended=getattr(responses[i], "ended", True)) for i in idx]
+        batch = pad_examples(examples, pad)  # right padding: positions line up with labels
+        ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
         shift_logits, shift_labels = logits[:, :-1], labels[:, 1:].to(device)
         nll = torch.nn.functional.cross_entropy(

@@ -1,0 +1,89 @@
+"""Training batches: each step pairs retain examples with harmful ones (and refusals).
+
+The harmful set is sampled on its own schedule, not tied to the retain index: it is walked
+through in seeded random orders, one full pass after another, so every harmful example is
+used and the use counts differ by at most one, whether the harmful set is smaller or larger
+than the retain set. An epoch is long enough to cover the larger of the two.
+"""
+
+import math
+import random
+
+import torch
+from torch.utils.data import Dataset
+
+from .chat import build_example
+
+
+def answer_ended(record) -> bool:
+    """Whether a record's response really ended (a generation cut at its token limit did not)."""
+    return bool((record.labels or {}).get("ended", True))
+
+
+class PairedDataset(Dataset):
+    """Item i: one retain example and ``harmful_per_retain`` harmful ones; ``refusal`` parts pair
+    the same harmful prompts with the project's refusals (for `refusal_sft`)."""
+
+    def __init__(self, tok, retain, harmful, harmful_per_retain, max_length, with_refusals=False,
+                 seed: int = 0):
+        from .data import refusal_texts
+
+        self.retain = [build_example(tok, r.prompt, r.response, max_length, ended=answer_ended(r))
+                       for r in retain]
+        self.harmful = [build_example(tok, r.prompt, r.response, max_length, ended=answer_ended(r))
+                        for r in harmful]
+        refusals = refusal_texts() if with_refusals else []
+        self.refusal = [build_example(tok, r.prompt, refusals[i % len(refusals)], max_length)
+                        for i, r in enumerate(harmful)] if with_refusals else []
+        self.k = harmful_per_retain
+        self.seed = seed
+        self._orders: dict[int, list[int]] = {}
+
+    def __len__(self):
+        if not self.harmful:
+            return len(self.retain)
+        return max(len(self.retain), math.ceil(len(self.harmful) / self.k))
+
+    def harmful_indices(self, i: int) -> list[int]:
+        """The harmful examples item ``i`` carries: positions i·k .. i·k+k-1 of the stream of
+        seeded passes over the harmful set."""
+        n = len(self.harmful)
+        out = []
+        for pos in range(i * self.k, (i + 1) * self.k):
+            epoch, offset = divmod(pos, n)
+            if epoch not in self._orders:
+                order = list(range(n))
+                random.Random(f"{self.seed}:{epoch}").shuffle(order)
+                self._orders[epoch] = order
+            out.append(self._orders[epoch][offset])
+        return out
+
+    def __getitem__(self, i):
+        item = {"retain": [self.retain[i % len(self.retain)]]}
+        if self.harmful:
+            idx = self.harmful_indices(i)
+            item["harmful"] = [self.harmful[j] for j in idx]
+            if self.refusal:
+                item["refusal"] = [self.refusal[j] for j in idx]
+        return item
+
+
+def pad_examples(examples: list[dict], pad_id: int) -> dict:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding)."""
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[row, :n] = torch.tensor(e["input_ids"])
+        labels[row, :n] = torch.tensor(e["labels"])
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def make_collator(pad_id: int):
+    def collate(items):
+        return {part: pad_examples([e for item in items for e in item[part]], pad_id) for part in items[0]}
+
+    return collate

@@ -1,0 +1,64 @@
+"""How semsafe writes files and names what it stores: one atomic-write helper and one key per
+model spec, used by every module that writes status, reports, summaries or results.
+
+A write goes to a uniquely named temporary file in the same folder, is flushed to disk, and
+replaces the target in one step, so a reader (the dashboard, a resumed run) sees the old file
+or the new one, never half of one; on any error the temporary file is removed and the old
+file is untouched (a full disk leaves no 0-byte file behind).
+"""
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, value, indent: int = 1) -> None:
+    atomic_write_text(path, json.dumps(value, indent=indent, ensure_ascii=False, default=_jsonable))
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def model_key(spec: str) -> str:
+    """A folder name for a model spec: a readable slug plus a hash of the exact spec, so
+    ``org/model``, ``org.model`` and ``org_model`` never share a folder."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", spec).strip("_")[-40:] or "model"
+    return f"{slug}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
+
+
+def content_hash(*parts) -> str:
+    """A short hash of text or JSON-able values (prompt sets, settings)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update((part if isinstance(part, str) else json.dumps(part, sort_keys=True, default=str)).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]

@@ -1,0 +1,52 @@
+"""Training batches: every harmful example is used, evenly; cut answers get no end-of-turn."""
+
+from collections import Counter
+
+import pytest
+
+from semsafe.batches import PairedDataset
+from semsafe.chat import build_example
+from semsafe.data import Record
+
+
+def records(prefix, n, ended=True):
+    return [Record(f"{prefix}{i}", f"prompt {prefix} {i}", f"answer {i}", labels={"ended": ended})
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("n_retain,n_harmful,k", [(83, 100, 1), (83, 10, 1), (20, 30, 2), (5, 5, 3), (40, 7, 2)])
+def test_every_harmful_example_is_used_evenly(tiny, n_retain, n_harmful, k):
+    _, tok = tiny
+    data = PairedDataset(tok, records("r", n_retain), records("h", n_harmful), k, 64, seed=1)
+    assert len(data) == max(n_retain, -(-n_harmful // k))
+    used = Counter(j for i in range(len(data)) for j in data.harmful_indices(i))
+    assert set(used) == set(range(n_harmful)), "every harmful example appears in an epoch"
+    assert max(used.values()) - min(used.values()) <= 1, "and each as often as the others, ±1"
+    retain_used = Counter(i % n_retain for i in range(len(data)))
+    assert set(retain_used) == set(range(n_retain))
+    # the order depends on the seed, and the same seed gives the same batches
+    other = PairedDataset(tok, records("r", n_retain), records("h", n_harmful), k, 64, seed=2)
+    again = PairedDataset(tok, records("r", n_retain), records("h", n_harmful), k, 64, seed=1)
+    assert [again.harmful_indices(i) for i in range(len(data))] == [data.harmful_indices(i) for i in range(len(data))]
+    if n_harmful > 3:
+        assert [other.harmful_indices(i) for i in range(len(data))] != [data.harmful_indices(i) for i in range(len(data))]
+
+
+def test_end_of_turn_only_for_answers_that_ended(embedded):
+    _, tok = embedded
+    whole = build_example(tok, "Say hi", "Hello there.", 128, ended=True)
+    cut = build_example(tok, "Say hi", "Hello there.", 128, ended=False)
+    assert whole["labels"][-1] == tok.eos_token_id and cut["labels"][-1] != tok.eos_token_id
+    assert whole["input_ids"][:-1] == cut["input_ids"]
+    data = PairedDataset(tok, records("r", 2, ended=True), records("h", 2, ended=False), 1, 128)
+    assert data[0]["retain"][0]["labels"][-1] == tok.eos_token_id
+    assert all(h["labels"][-1] != tok.eos_token_id for h in data[0]["harmful"])
+
+
+def test_generation_reports_whether_the_answer_ended(embedded):
+    from semsafe.generate import generate_answers
+
+    model, tok = embedded
+    short, long_ = generate_answers(model, tok, ["Reply with one word: yes or no?", "Write a long essay about rivers."],
+                                    max_new_tokens=24, progress=False)
+    assert short.ended and not long_.ended
