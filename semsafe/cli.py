@@ -76,10 +76,19 @@ def _sweep(args) -> int:
 def _eval(args) -> int:
     from .evaluate import EvalConfig, evaluate, load_subject
 
-    suites = args.suite or (["custom"] if args.prompts else ["harmful", "overalign", "fluency", "emd"])
+    from .evaluate import SUITES
+
+    if args.n is not None and args.n < 1:
+        raise SemsafeError(f"--n must be at least 1 (prompts per suite), got {args.n}")
+    if args.batch_size < 1:
+        raise SemsafeError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_new_tokens < 1:
+        raise SemsafeError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    suites = args.suite or (["custom"] if args.prompts else list(SUITES))
     cfg = EvalConfig(suites=suites, n_prompts=args.n, max_new_tokens=args.max_new_tokens,
                      batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
-                     top_p=args.top_p, seed=args.seed, prompts_file=args.prompts)
+                     top_p=args.top_p, seed=args.seed, held_out_seed=args.split_seed,
+                     prompts_file=args.prompts)
     subject = load_subject(args.model, args.run, cfg)
     summary = evaluate(subject, cfg)
     print(json.dumps({"subject": summary["subject"], "out": str(subject.out_dir),
@@ -91,12 +100,16 @@ def _eval(args) -> int:
 def _compare(args) -> int:
     from .compare import compare_table, write_csv, write_html
 
+    import pandas as pd
+
     table = compare_table(args.refs)
     if args.csv:
         write_csv(table, args.csv)
     if args.html:
         write_html(table, args.refs, args.html)
-    with __import__("pandas").option_context("display.width", 200, "display.max_columns", 50):
+    print("delta: paired difference from the first subject on the same prompts; effect = its 95% "
+          "interval excludes 0 (rates: and McNemar's exact p < 0.05)")
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 
@@ -135,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--use-given-responses", action="store_true",
                    help="use the retain file's own responses (your SFT data) instead of self-distillation")
     p.add_argument("--held-out", type=float, default=0.5, help="share of prompts held out for eval")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-seed", "--seed", dest="seed", type=int, default=0,
+                   help="seed of the train / held-out split (a config's data.split_seed)")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", default=None, help="output folder (default: under the semsafe cache)")
@@ -164,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="generate answers and score them with the judges")
     p.add_argument("--model", help="evaluate a model spec (cached per spec and settings)")
     p.add_argument("--run", help="evaluate a training run (its base model + adapter)")
-    p.add_argument("--suite", action="append", choices=["harmful", "overalign", "fluency", "emd", "custom"],
-                   help="suite to run (repeatable; default: all four, or custom with --prompts)")
+    p.add_argument("--suite", action="append",
+                   choices=["harmful", "overalign", "fluency", "emd", "capability", "custom"],
+                   help="suite to run (repeatable; default: all five, or custom with --prompts)")
     p.add_argument("--prompts", help="your own prompt file (JSONL/CSV with 'prompt'; optional label/type)")
     p.add_argument("--n", type=int, default=32, help="prompts per suite (default 32)")
     p.add_argument("--max-new-tokens", type=int, default=48)
@@ -174,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="data split seed for held-out prompts (a run always uses its own data.split_seed)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("compare", help="metrics of evaluated runs side by side")

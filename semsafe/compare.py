@@ -1,5 +1,11 @@
 """`semsafe compare`: metrics of several evaluated models side by side, with deltas and intervals;
-a CSV, or a standalone HTML report (plotly inlined, no external URLs) that opens offline."""
+a CSV, or a standalone HTML report (plotly inlined, no external URLs) that opens offline.
+
+Evaluations are compared only when they saw the same prompts (by content hash), the same
+decoding settings, the same judges and the same data split; otherwise ``compare`` says what
+differs and how to make it match. Each delta from the first subject is *paired* (same
+prompts): a paired bootstrap interval, McNemar's exact p for rates, and it is called an effect
+only when its interval excludes 0."""
 
 import html
 import json
@@ -9,12 +15,17 @@ import pandas as pd
 
 from .errors import SemsafeError
 from .paths import cache_dir
+from .store import atomic_write_text, model_key
 
 KEY_METRICS = [("harmful", "harmful_rate"), ("harmful", "refusal_rate"), ("harmful", "toxicity"),
                ("overalign", "over_refusal_rate"), ("overalign", "unsafe_refusal_rate"),
-               ("fluency", "ppl_reference"), ("fluency", "ppl_generated_under_base"),
-               ("fluency", "distinct_2"), ("fluency", "repetition"),
+               ("fluency", "ppl_generated_under_base"), ("fluency", "distinct_2"), ("fluency", "repetition"),
+               ("fluency", "ppl_reference"), ("capability", "accuracy"),
                ("emd", "emd_to_harmful"), ("emd", "lower_bound")]
+# settings two evaluations must share to be compared (the rest, e.g. batch size, cannot
+# change an answer under greedy decoding)
+MATCHED_SETTINGS = ("max_new_tokens", "do_sample", "temperature", "top_p", "seed", "held_out_seed",
+                    "prompts_file")
 
 
 def find_eval_dir(ref: str, prefer_key: str | None = None) -> Path:
@@ -23,11 +34,11 @@ def find_eval_dir(ref: str, prefer_key: str | None = None) -> Path:
     A model spec may have been evaluated with several settings; ``prefer_key`` (the settings
     hash of the runs it is compared with) picks the matching one, else the latest is used."""
     if ref.startswith("base:"):
-        slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in ref[5:])[-40:]
-        found = sorted((cache_dir() / "eval").glob(f"{slug}-*/summary.json"), key=lambda p: p.stat().st_mtime)
+        key = model_key(ref[5:])
+        found = sorted((cache_dir() / "eval").glob(f"{key}-*/summary.json"), key=lambda p: p.stat().st_mtime)
         if not found:
             raise SemsafeError(f"no evaluation of {ref[5:]!r} yet; run `semsafe eval --model {ref[5:]}`")
-        matching = [f for f in found if prefer_key and f.parent.name == f"{slug}-{prefer_key}"]
+        matching = [f for f in found if prefer_key and f.parent.name == f"{key}-{prefer_key}"]
         return (matching or found)[-1].parent
     path = Path(ref)
     if path.suffix == ".json" and path.exists():
@@ -64,7 +75,46 @@ def resolve(refs: list[str]) -> dict[str, Path]:
 
 def _summaries(refs: list[str]) -> list[tuple[str, dict]]:
     folders = resolve(refs)
-    return [(ref, json.loads((folders[ref] / "summary.json").read_text())) for ref in refs]
+    out = []
+    for ref in refs:
+        try:
+            out.append((ref, json.loads((folders[ref] / "summary.json").read_text())))
+        except ValueError as err:
+            raise SemsafeError(f"the evaluation summary of {ref} ({folders[ref] / 'summary.json'}) is damaged "
+                               f"({err}); evaluate it again") from None
+    return out
+
+
+def setting_differences(loaded: list[tuple[str, dict]]) -> list[str]:
+    """What differs between evaluations that would make their numbers incomparable."""
+    if len(loaded) < 2:
+        return []
+    first_label, first = loaded[0]
+    problems = []
+    for label, s in loaded[1:]:
+        for key in MATCHED_SETTINGS:
+            a, b = (first.get("config") or {}).get(key), (s.get("config") or {}).get(key)
+            if a != b:
+                problems.append(f"{key}: {first_label} has {a!r}, {label} has {b!r}")
+        for suite in set(first.get("prompts", {})) & set(s.get("prompts", {})):
+            pa, pb = first["prompts"][suite], s["prompts"][suite]
+            if pa.get("hash") != pb.get("hash"):
+                problems.append(f"{suite} prompts: {first_label} saw {pa.get('n')} prompts, {label} "
+                                f"{pb.get('n')}, and they are not the same prompts")
+        for judge in set(first.get("judges", {})) | set(s.get("judges", {})):
+            ja, jb = first.get("judges", {}).get(judge), s.get("judges", {}).get(judge)
+            if ja != jb:
+                problems.append(f"{judge} judge: {first_label} used {ja}, {label} used {jb}")
+    return problems
+
+
+def check_comparable(loaded: list[tuple[str, dict]]) -> None:
+    problems = setting_differences(loaded)
+    if problems:
+        raise SemsafeError(
+            "these evaluations are not comparable:\n  " + "\n  ".join(problems) +
+            "\nevaluate them with the same settings, e.g. `semsafe eval --model MODEL` with the run's "
+            "--n, --max-new-tokens and --split-seed (the Compare page offers this for the base model)")
 
 
 def responses_side_by_side(refs: list[str], suite: str) -> pd.DataFrame:
@@ -101,11 +151,49 @@ def word_diff_html(a: str, b: str) -> str:
     return " ".join(x for x in out if x)
 
 
-def compare_table(refs: list[str]) -> pd.DataFrame:
-    """One row per metric; per subject its value, interval and delta from the first subject."""
+def paired_deltas(refs: list[str], folders: dict) -> dict:
+    """``{(suite, metric, ref): paired_delta}`` of each later subject against the first, on the
+    prompts both answered."""
+    from .evaluate import metric_values
+    from .stats import paired_delta
+
+    out = {}
+    first = refs[0]
+    for suite in {m[0] for m in KEY_METRICS} | {"custom"}:
+        path0 = folders[first] / f"{suite}.parquet"
+        if not path0.exists():
+            continue
+        before = metric_values(suite, pd.read_parquet(path0))
+        for ref in refs[1:]:
+            path = folders[ref] / f"{suite}.parquet"
+            if not path.exists():
+                continue
+            after = metric_values(suite, pd.read_parquet(path))
+            for name, (values0, kind) in before.items():
+                if name not in after:
+                    continue
+                values1 = after[name][0]
+                ids = [i for i in values0.index if i in values1.index]
+                out[(suite, name, ref)] = paired_delta(
+                    [_none(values0[i]) for i in ids], [_none(values1[i]) for i in ids], binary=kind == "rate")
+    return out
+
+
+def _none(v):
+    return None if pd.isna(v) else float(v)
+
+
+def compare_table(refs: list[str], check: bool = True) -> pd.DataFrame:
+    """One row per metric; per subject its value and interval, and for every subject after the
+    first the paired delta from the first with its interval, p (rates) and whether it is an
+    effect (interval excludes 0)."""
     if not refs:
         raise SemsafeError("name at least one run (or base:<model>) to compare")
+    folders = resolve(refs)
     loaded = _summaries(refs)
+    if check:
+        check_comparable(loaded)
+    deltas = paired_deltas(refs, folders)
     metrics = []
     for _, s in loaded:
         for suite, values in s.get("suites", {}).items():
@@ -125,19 +213,28 @@ def compare_table(refs: list[str]) -> pd.DataFrame:
             row[f"{label} 95% CI"] = (f"[{v['low']:.3f}, {v['high']:.3f}]"
                                       if v.get("low") is not None else "")
             if first is None:
-                first = mean
-            elif mean is not None and first is not None:
-                row[f"{label} delta"] = mean - first
+                first = label
+                continue
+            d = deltas.get((suite, name, label))
+            if d and d["delta"] is not None:
+                row[f"{label} delta"] = d["delta"]
+                row[f"{label} delta 95% CI"] = f"[{d['low']:+.3f}, {d['high']:+.3f}]"
+                row[f"{label} p"] = d["p"]
+                row[f"{label} effect"] = "yes" if d["significant"] else "no"
+            elif mean is not None and row.get(first) is not None:
+                row[f"{label} delta"] = mean - row[first]  # unpaired (no per-prompt rows)
+                row[f"{label} delta 95% CI"] = ""
+                row[f"{label} effect"] = "n/a"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def write_csv(table: pd.DataFrame, out) -> None:
-    table.to_csv(out, index=False)
+    atomic_write_text(out, table.to_csv(index=False))
 
 
 def tradeoff_figure(refs: list[str]):
-    """Harmful-answer rate vs over-refusal rate, marker size = perplexity of reference answers."""
+    """Harmful-answer rate vs over-refusal rate; marker size = base-model perplexity of the answers."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -145,7 +242,7 @@ def tradeoff_figure(refs: list[str]):
         suites = s.get("suites", {})
         harm = (suites.get("harmful", {}).get("harmful_rate") or {})
         over = (suites.get("overalign", {}).get("over_refusal_rate") or {})
-        ppl = (suites.get("fluency", {}).get("ppl_reference") or {}).get("mean")
+        ppl = (suites.get("fluency", {}).get("ppl_generated_under_base") or {}).get("mean")
         if harm.get("mean") is None or over.get("mean") is None:
             continue
         fig.add_trace(go.Scatter(
@@ -161,7 +258,7 @@ def tradeoff_figure(refs: list[str]):
     fig.update_layout(xaxis_title="over-refusal rate (safe prompts refused)",
                       yaxis_title="harmful-answer rate (held-out harmful prompts)",
                       xaxis_range=[-0.05, 1.05], yaxis_range=[-0.05, 1.05], height=480,
-                      title="Safety vs over-alignment (marker size: perplexity)")
+                      title="Safety vs over-alignment (marker size: base-model perplexity of generated answers)")
     return fig
 
 
@@ -192,4 +289,4 @@ def write_html(table: pd.DataFrame, refs: list[str], out) -> None:
             f"td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>"
             f"<h1>semsafe comparison</h1><p>{html.escape(', '.join(refs))}</p>{body}"
             f"<h2>All metrics</h2>{shown.to_html(index=False, escape=True)}</body></html>")
-    Path(out).write_text(page, encoding="utf-8")
+    atomic_write_text(out, page)

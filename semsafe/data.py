@@ -23,7 +23,7 @@ from .packs import pack_dir, pack_file
 from .store import atomic_write_text
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-PROJECT_SETS = {"benign": "benign.jsonl", "overalign": "overalign.jsonl"}
+PROJECT_SETS = {"benign": "benign.jsonl", "overalign": "overalign.jsonl", "capability": "capability.jsonl"}
 PACK_SETS = ("advbench", "harmbench", "donotanswer")
 
 

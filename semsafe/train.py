@@ -290,7 +290,7 @@ def _build_trainer(cfg: TrainConfig, run: Run, model_and_tokenizer=None) -> TASF
         lr_scheduler_type="constant_with_warmup", logging_steps=cfg.train.logging_steps,
         save_steps=cfg.train.save_steps, save_total_limit=2, seed=cfg.train.seed, bf16=bf16,
         use_cpu=not use_cuda, dataloader_pin_memory=use_cuda, remove_unused_columns=False,
-        report_to=cfg.train.report_to, logging_dir=str(run.path / "logs"), disable_tqdm=False,
+        report_to=cfg.train.report_to, disable_tqdm=False,
         logging_nan_inf_filter=False)
     reference = model.disable_adapter if cfg.lora.enabled else None
     ctx = ObjectiveContext(cost=cost.to(args.device), lam=cfg.lam,

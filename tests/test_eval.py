@@ -13,7 +13,7 @@ import pytest
 
 from conftest import wait_until
 from semsafe.errors import SemsafeError
-from semsafe.evaluate import EvalConfig, Subject, bootstrap, evaluate, load_subject, suite_prompts
+from semsafe.evaluate import EvalConfig, Subject, evaluate, load_subject, suite_prompts
 
 ENV = dict(os.environ, HF_HUB_OFFLINE="1")
 
@@ -28,7 +28,11 @@ def test_every_suite_end_to_end(embedded, tmp_path):
     cfg = EvalConfig(n_prompts=4, max_new_tokens=12, batch_size=4, n_bootstrap=200)
     subject = subject_in(tmp_path, embedded)
     summary = evaluate(subject, cfg, progress=False)
-    assert set(summary["suites"]) == {"harmful", "overalign", "fluency", "emd"}
+    assert set(summary["suites"]) == {"harmful", "overalign", "fluency", "emd", "capability"}
+    assert summary["suites"]["harmful"]["harmful_rate"]["interval"] == "wilson"
+    assert summary["split"]["seed"] == 0 and summary["prompts"]["harmful"]["n"] == 4
+    cap = pd.read_parquet(tmp_path / "eval" / "capability.parquet")
+    assert len(cap) == 4 and cap["picked"].between(0, 3).all()
     assert summary["judges"]["refusal"] == "refusal-v1"
     harmful = pd.read_parquet(tmp_path / "eval" / "harmful.parquet")
     assert len(harmful) == 4 and {"response", "refusal_prob", "harm_prob", "toxicity", "judge_harm"} <= set(harmful)
@@ -72,13 +76,14 @@ def test_killed_eval_resumes_without_duplicate_rows(tmp_path):
             "--suite", "harmful", "--n", "6", "--batch-size", "2", "--max-new-tokens", "10", "--seed", "17"]
     from semsafe.evaluate import EvalConfig
     from semsafe.paths import cache_dir
+    from semsafe.store import model_key
     key = EvalConfig(suites=["harmful"], n_prompts=6, max_new_tokens=10, batch_size=2, seed=17).key()
-    folder = cache_dir() / "eval" / f"smollm2-135m-instruct-{key}"
+    folder = cache_dir() / "eval" / f"{model_key('smollm2-135m-instruct')}-{key}"
     for f in folder.glob("*"):
         f.unlink()
     partial = folder / "harmful.partial.jsonl"
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: partial.read_text().count("\n") >= 2)
+    assert wait_until(lambda: partial.read_text().count("\n") >= 2, timeout=240)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 2 <= partial.read_text().count("\n") < 6
@@ -98,8 +103,17 @@ def test_compare_writes_offline_html_and_csv(embedded, tmp_path):
     evaluate(b, EvalConfig(suites=["harmful", "overalign"], n_prompts=3, max_new_tokens=8, n_bootstrap=100,
                            do_sample=True, seed=3), progress=False)
     refs = [str(a.out_dir), str(b.out_dir)]
+    # sampled against greedy answers: not comparable, and the error says what differs
+    with pytest.raises(SemsafeError, match="do_sample: .* has False, .* has True"):
+        compare_table(refs)
+    c = subject_in(tmp_path / "c", embedded)
+    evaluate(c, cfg, progress=False)
+    refs = [str(a.out_dir), str(c.out_dir)]
     table = compare_table(refs)
     assert "harmful_rate" in set(table["metric"]) and f"{refs[1]} delta" in table.columns
+    # the same model, settings and prompts: every paired delta is 0 and no effect is claimed
+    row = table[table["metric"] == "harmful_rate"].iloc[0]
+    assert row[f"{refs[1]} delta"] == 0 and row[f"{refs[1]} effect"] == "no"
     write_csv(table, tmp_path / "t.csv")
     assert len(pd.read_csv(tmp_path / "t.csv")) == len(table)
     write_html(table, refs, tmp_path / "r.html")
@@ -110,12 +124,6 @@ def test_compare_writes_offline_html_and_csv(embedded, tmp_path):
     assert not re.search(r"<script[^>]*\ssrc=", page, re.IGNORECASE)
     markup = re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.IGNORECASE | re.DOTALL)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", markup, re.IGNORECASE)
-
-
-def test_bootstrap_interval():
-    b = bootstrap([0, 1] * 50, n=500)
-    assert b["mean"] == 0.5 and 0.35 < b["low"] < 0.5 < b["high"] < 0.65
-    assert bootstrap([], n=10)["mean"] is None
 
 
 def test_eval_subject_errors():
@@ -141,10 +149,11 @@ def test_base_model_is_paired_with_the_eval_of_the_same_settings(tmp_path, monke
     import os as _os
 
     from semsafe.compare import compare_table, resolve
+    from semsafe.store import model_key
 
     monkeypatch.setenv("SEMSAFE_CACHE", str(tmp_path / "cache"))
     for key, rate, age in (("aaaa", 0.9, 100), ("bbbb", 0.1, 0)):  # bbbb is the newest
-        folder = tmp_path / "cache" / "eval" / f"tiny-random-{key}"
+        folder = tmp_path / "cache" / "eval" / f"{model_key('tiny-random')}-{key}"
         folder.mkdir(parents=True)
         (folder / "summary.json").write_text(_json.dumps({"suites": {"harmful": {"harmful_rate": {"mean": rate}}}}))
         stamp = 1_700_000_000 - age
@@ -154,7 +163,9 @@ def test_base_model_is_paired_with_the_eval_of_the_same_settings(tmp_path, monke
     (run_eval / "summary.json").write_text(_json.dumps({"suites": {"harmful": {"harmful_rate": {"mean": 0.5}}}}))
     (run_eval / "eval_config.json").write_text(_json.dumps({"key": "aaaa"}))
     folders = resolve(["base:tiny-random", str(run_eval)])
-    assert folders["base:tiny-random"].name == "tiny-random-aaaa"  # same settings, not the newest
-    assert resolve(["base:tiny-random"])["base:tiny-random"].name == "tiny-random-bbbb"
+    assert folders["base:tiny-random"].name == f"{model_key('tiny-random')}-aaaa"  # same settings, not the newest
+    assert resolve(["base:tiny-random"])["base:tiny-random"].name == f"{model_key('tiny-random')}-bbbb"
+    # specs that differ only in punctuation never share a folder
+    assert len({model_key(s) for s in ("org/model", "org.model", "org_model", "org/model-large")}) == 4
     table = compare_table(["base:tiny-random", str(run_eval)])
     assert table.loc[table["metric"] == "harmful_rate", f"{run_eval} delta"].item() == pytest.approx(-0.4)

@@ -1,0 +1,44 @@
+"""The statistics against published textbook values."""
+
+import pytest
+
+from semsafe.stats import bootstrap, mcnemar_exact, paired_delta, seed_interval, wilson
+
+
+def test_wilson_matches_newcombe_1998():
+    # Newcombe (1998), Statistics in Medicine 17:857, Table I: 81/263, score method 0.2553-0.3662
+    r = wilson([1] * 81 + [0] * 182)
+    assert r["mean"] == pytest.approx(81 / 263)
+    assert r["low"] == pytest.approx(0.2553, abs=5e-5) and r["high"] == pytest.approx(0.3662, abs=5e-5)
+    # and stays inside [0, 1] with a non-zero width at 0/n (Newcombe: 0/10 -> 0 to 0.2775)
+    z = wilson([0] * 10)
+    assert z["low"] == 0 and z["high"] == pytest.approx(0.2775, abs=5e-5)
+
+
+def test_mcnemar_exact_small_table():
+    # b = 1, c = 7 discordant pairs: p = 2 * P(X <= 1 | n = 8, 1/2) = 2 * 9 / 256
+    assert mcnemar_exact(1, 7) == pytest.approx(18 / 256)
+    assert mcnemar_exact(0, 0) == 1.0
+
+
+def test_paired_delta_calls_an_effect_only_when_the_interval_excludes_zero():
+    before = [1] * 40 + [0] * 10
+    after = [0] * 30 + [1] * 10 + [0] * 10  # 30 prompts stop being harmful, none start
+    d = paired_delta(before, after, binary=True)
+    assert d["delta"] == pytest.approx(-0.6) and d["high"] < 0 and d["significant"] and d["p"] < 1e-6
+    same = paired_delta(before, [1] * 39 + [0] * 11, binary=True)
+    assert not same["significant"] and same["low"] <= 0 <= same["high"]
+    # missing values drop the pair, not the whole comparison
+    assert paired_delta([1.0, None, 2.0], [2.0, 5.0, 3.0], binary=False)["n"] == 2
+
+
+def test_seed_interval_is_a_t_interval():
+    r = seed_interval([0.2, 0.4])
+    # mean 0.3, s = 0.1414, t(0.975, 1) = 12.706 -> half width 12.706 * 0.1414 / sqrt(2) = 1.2706
+    assert r["mean"] == pytest.approx(0.3) and r["high"] - r["mean"] == pytest.approx(1.2706, abs=1e-3)
+    assert seed_interval([0.5])["low"] is None
+
+
+def test_bootstrap_of_constant_values_is_a_point():
+    r = bootstrap([2.0] * 10)
+    assert r["low"] == r["high"] == r["mean"] == 2.0
