@@ -119,7 +119,8 @@ def _experiment(args) -> int:
 
     out = data_efficiency(objectives=args.objectives.split(","), sizes=[int(x) for x in args.sizes.split(",")],
                           seeds=[int(x) for x in args.seeds.split(",")], steps=args.steps,
-                          eval_prompts=args.eval_prompts, config=args.config, overrides=args.overrides)
+                          eval_prompts=args.eval_prompts, config=args.config, overrides=args.overrides,
+                          max_new_tokens=args.max_new_tokens, resume=args.resume)
     print(out)
     return 0
 
@@ -206,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--eval-prompts", type=int, default=24)
+    p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--resume", metavar="FOLDER", help="continue an interrupted experiment in FOLDER")
     p.add_argument("--config", default=None)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_experiment)

@@ -59,12 +59,7 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
     _check_meta(out, cfg)
     started = time.time()
 
-    harmful = assign_split(load_any(cfg.harmful), cfg.held_out, cfg.seed)
-    train_h = [r for r in harmful if r.split == "train"][:cfg.n_harmful]
-    held_h = [r for r in harmful if r.split == "test"]
-    retain = assign_split(load_any(cfg.retain), cfg.held_out, cfg.seed)
-    train_r = [r for r in retain if r.split == "train"][:cfg.n_retain]
-    held_r = [r for r in retain if r.split == "test"]
+    train_h, held_h, train_r, held_r = split_sets(cfg)
     if not train_h:
         raise SemsafeError(f"no harmful training prompts left from {cfg.harmful!r} after the split")
 
@@ -128,6 +123,15 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
     }
     atomic_write_json(out / "report.json", report)
     return report
+
+
+def split_sets(cfg: PrepareConfig):
+    """``(harmful train, harmful held-out, retain train, retain held-out)`` records: the split
+    every consumer of this config shares (training draws only from the train sides)."""
+    harmful = assign_split(load_any(cfg.harmful), cfg.held_out, cfg.seed)
+    retain = assign_split(load_any(cfg.retain), cfg.held_out, cfg.seed)
+    return ([r for r in harmful if r.split == "train"][:cfg.n_harmful], [r for r in harmful if r.split == "test"],
+            [r for r in retain if r.split == "train"][:cfg.n_retain], [r for r in retain if r.split == "test"])
 
 
 def overlap_report(train, evaluation, threshold: float = 0.6, shown: int = 20) -> dict:

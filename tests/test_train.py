@@ -97,11 +97,21 @@ def test_sigterm_cancels_and_keeps_the_adapter(files, tmp_path):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("lambda=-1", "lambda must be >= 0"),
+    ("lambda=-1", "lambda must be a finite number >= 0"),
     ("objective=magic", "unknown objective 'magic'"),
     ("train.steps=0", "train.steps must be at least 1"),
     ("bogus=1", "unknown config key 'bogus'"),
     ("train.lr=fast", "train.lr must be a number"),
+    ("train.steps=abc", "train.steps must be a whole number, got 'abc'"),
+    ("train.steps=1.5", "train.steps must be a whole number, got 1.5"),
+    ("lambda=[1,2]", r"lambda must be a number, got \[1, 2\]"),
+    ("lora.r=0", "lora.r must be at least 1"),
+    ("data.max_length=big", "data.max_length must be a whole number"),
+    ("train.lr=nan", "train.lr must be a finite number"),
+    ("lambda=inf", "lambda must be a finite number"),
+    ("lambda_mode=auto", "lambda_mode must be 'fixed' or 'ratio'"),
+    ("options.lb_target=centroid", "options.lb_target must be 'token' or 'reference'"),
+    ("train.steps=true", "train.steps must be a whole number, got True"),
 ])
 def test_bad_config_values(override, message):
     with pytest.raises(SemsafeError, match=message):
@@ -198,3 +208,22 @@ def test_short_emd_run_on_embedded_model(tmp_path):
     assert sum(p.numel() for n, p in tuned.named_parameters() if "lora_" in n) > 0
     after = response_perplexity(tuned, tok, prompts, answers).mean()
     assert after <= before * 1.10, (before, after)
+
+
+def test_ratio_mode_calibrates_lambda_and_logs_gradient_norms(files, tmp_path):
+    runs = tmp_path / "runs"
+    out = cli(["train", "--config", CONFIG, "--run-id", "cal", *tiny_args(files, 4),
+               "--set", "lambda_mode=ratio", "--set", "lambda=0.5", "--set", "calibration_steps=2",
+               "--set", "train.grad_norm_every=1"], runs)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = Run.open("cal", runs)
+    rows = run.metrics()
+    # at step 1 λ is set from that very batch's gradient norms, so the logged ratio is the target
+    assert rows[0]["grad_ratio"] == pytest.approx(0.5, rel=1e-6)
+    assert all(r["grad_norm_retain"] > 0 and r["grad_norm_harmful"] > 0 for r in rows)
+    calibration = json.loads((run.path / "calibration.json").read_text())
+    assert calibration["batches"] == 2 and calibration["lambda"] > 0
+    # after calibration λ stays fixed at the saved value
+    assert rows[-1]["lambda_effective"] == pytest.approx(calibration["lambda"])
+    data = json.loads((run.path / "training_data.json").read_text())
+    assert data["split_seed"] == 0 and len(data["harmful"]) == 6 and len(data["retain"]) == 8
