@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from semsafe.config import load_config
 from semsafe.errors import SemsafeError
 from semsafe.jobs import cancel, eta_seconds, launch_training, log_tail, shell_text, train_command
 from semsafe.objectives import OBJECTIVES
@@ -20,20 +21,27 @@ st.caption("Runs as a separate process (one job at a time on this machine; other
            "queue). Closing the page does not stop it.")
 spec = model_picker()
 
+DEFAULTS = load_config(str(CONFIGS / "tasft-emd.yaml"))  # the form starts from the shipped config
+
 with st.form("train"):
     c1, c2, c3, c4 = st.columns(4)
-    objective = c1.selectbox("objective", list(OBJECTIVES), index=list(OBJECTIVES).index("emd"))
-    lam = c2.number_input("λ (weight of the harmful term)", 0.0, 100.0, 1.0, 0.1)
-    n_harmful = c3.number_input("harmful-set size", 1, 1000, 30)
-    steps = c4.number_input("steps", 1, 100000, 20)
+    objective = c1.selectbox("objective", list(OBJECTIVES), index=list(OBJECTIVES).index(DEFAULTS.objective))
+    modes = ["ratio", "fixed"]
+    mode = c2.radio("λ mode", modes, index=modes.index(DEFAULTS.lambda_mode), horizontal=True,
+                    help="ratio: λ is the target ratio of the harmful term's gradient norm to the retain "
+                         "term's, calibrated on the first batches, so objectives compare at equal strength. "
+                         "fixed: λ multiplies the harmful term as given.")
+    lam = c2.number_input("λ (ratio, or weight of the harmful term)", 0.0, 100.0, float(DEFAULTS.lam), 0.05)
+    n_harmful = c3.number_input("harmful-set size", 1, 1000, int(DEFAULTS.data.n_harmful or 30))
+    steps = c4.number_input("steps", 1, 100000, int(DEFAULTS.train.steps))
     c5, c6, c7, c8 = st.columns(4)
-    lr = c5.number_input("learning rate", 1e-6, 1.0, 2e-4, format="%.6f")
-    rank = c6.number_input("LoRA rank", 1, 256, 8)
-    seed = c7.number_input("seed", 0, 10**6, 0)
-    batch = c8.number_input("batch size", 1, 256, 4)
-    overrides = {"model": spec, "objective": objective, "lambda": lam, "data.n_harmful": int(n_harmful),
-                 "train.steps": int(steps), "train.lr": lr, "lora.r": int(rank), "train.seed": int(seed),
-                 "train.batch_size": int(batch)}
+    lr = c5.number_input("learning rate", 1e-6, 1.0, float(DEFAULTS.train.lr), format="%.6f")
+    rank = c6.number_input("LoRA rank", 1, 256, int(DEFAULTS.lora.r))
+    seed = c7.number_input("training seed", 0, 10**6, int(DEFAULTS.train.seed))
+    batch = c8.number_input("batch size", 1, 256, int(DEFAULTS.train.batch_size))
+    overrides = {"model": spec, "objective": objective, "lambda_mode": mode, "lambda": lam,
+                 "data.n_harmful": int(n_harmful), "train.steps": int(steps), "train.lr": lr,
+                 "lora.r": int(rank), "train.seed": int(seed), "train.batch_size": int(batch)}
     st.code(shell_text(train_command(str(CONFIGS / "tasft-emd.yaml"), overrides)), language="bash")
     launched = st.form_submit_button("Launch")
 if launched:
@@ -79,8 +87,16 @@ def live(run_id: str):
         terms = [c for c in ("loss", "ce_retain", "emd_harmful", "lb_harmful", "nll_harmful", "unlikelihood",
                              "npo", "ce_refusal") if c in frame]
         fig = go.Figure([go.Scatter(x=frame["step"], y=frame[c], mode="lines+markers", name=c) for c in terms])
-        fig.update_layout(height=360, xaxis_title="step", margin=dict(t=20))
+        fig.update_layout(height=360, xaxis_title="step", yaxis_title="value", margin=dict(t=20))
         st.plotly_chart(fig, width="stretch", key=f"curves-{run_id}")
+        if "grad_ratio" in frame:
+            g = frame.dropna(subset=["grad_ratio"])
+            ratio = go.Figure([go.Scatter(x=g["step"], y=g["grad_ratio"], mode="lines+markers",
+                                          name="‖λ∇H‖ / ‖∇CE(retain)‖")])
+            ratio.update_layout(height=240, xaxis_title="step", yaxis_title="gradient-norm ratio",
+                                title="Strength of the harmful term relative to the retain term",
+                                margin=dict(t=40))
+            st.plotly_chart(ratio, width="stretch", key=f"ratio-{run_id}")
     with st.expander("log"):
         st.code(log_tail(run) or "(no output yet)")
     if status.get("command"):

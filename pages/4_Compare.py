@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from semsafe.compare import (compare_table, find_eval_dir, metric_bars, responses_side_by_side,
-                             tradeoff_figure, word_diff_html, write_html)
+from semsafe.compare import (compare_table, eval_args_matching, find_eval_dir, has_matching_base, metric_bars,
+                             readable_table, responses_side_by_side, tradeoff_figure, word_diff_html, write_html)
 from semsafe.errors import SemsafeError
 from semsafe.runs import list_runs, runs_dir
 from semsafe.ui import model_picker
@@ -29,14 +29,21 @@ try:
     have_base = True
 except SemsafeError:
     have_base = False
+# the base model must be evaluated with the same settings as the runs it is compared with
+settings_from = evaluated[0] if evaluated else None
+base_args = eval_args_matching(settings_from) if settings_from else []
+base_matches = has_matching_base(spec, settings_from) if settings_from else have_base
 
 with st.expander("Evaluate something first", expanded=not evaluated):
     st.caption("Evaluation runs in the background (`semsafe eval`); reload this page when it finishes.")
     c1, c2 = st.columns(2)
-    if c1.button(f"Evaluate the base model ({spec})", disabled=have_base):
-        subprocess.Popen([sys.executable, "-m", "semsafe.cli", "eval", "--model", spec],
+    label = (f"Evaluate the base model ({spec})" + (f" with the settings of {settings_from}" if settings_from else ""))
+    if c1.button(label, disabled=base_matches):
+        subprocess.Popen([sys.executable, "-m", "semsafe.cli", "eval", "--model", spec, *base_args],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         st.info("started")
+    if base_matches:
+        c1.caption("The base model is evaluated with these settings.")
     target = c2.selectbox("run to evaluate", not_evaluated or ["(every finished run is evaluated)"])
     if c2.button("Evaluate run", disabled=not not_evaluated):
         from semsafe.runs import Run
@@ -56,7 +63,10 @@ else:
     except SemsafeError as err:
         st.error(str(err))
         st.stop()
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption("Each value: mean [95% interval: Wilson for rates, bootstrap for means]. Δ: paired "
+               "change from the first subject on the same prompts [paired bootstrap 95% interval]; "
+               "'effect' only where that interval excludes 0 (for rates also McNemar's exact p < 0.05).")
+    st.dataframe(readable_table(table, picked), hide_index=True, width="stretch")
     left, right = st.columns(2)
     left.plotly_chart(tradeoff_figure(picked), width="stretch")
     right.plotly_chart(metric_bars(table, picked), width="stretch")

@@ -15,6 +15,8 @@ def _inspect(args) -> int:
 
     if not args.response.strip():
         raise SemsafeError("--response is empty; give the response text whose tokens to score")
+    if not 1 <= args.top <= 100:
+        raise SemsafeError(f"--top must be between 1 and 100 (alternatives per token), got {args.top}")
     model, tok = load_model(args.model)
     table = inspect_response(model, tok, args.prompt, args.response, top=args.top)
     if args.json:
@@ -98,7 +100,7 @@ def _eval(args) -> int:
 
 
 def _compare(args) -> int:
-    from .compare import compare_table, write_csv, write_html
+    from .compare import compare_table, readable_table, write_csv, write_html
 
     import pandas as pd
 
@@ -109,8 +111,8 @@ def _compare(args) -> int:
         write_html(table, args.refs, args.html)
     print("delta: paired difference from the first subject on the same prompts; effect = its 95% "
           "interval excludes 0 (rates: and McNemar's exact p < 0.05)")
-    with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
+        print(readable_table(table, args.refs).to_string(index=False))
     return 0
 
 
@@ -220,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for i, arg in enumerate(sys.argv[1:] if argv is None else argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates
+            print(f"semsafe: error: argument {i} ({arg.encode('utf-8', 'replace').decode()!r}) is not "
+                  "valid UTF-8 text; re-type it or pass the text in a UTF-8 file", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -73,6 +73,32 @@ def resolve(refs: list[str]) -> dict[str, Path]:
     return folders
 
 
+def eval_args_matching(ref: str) -> list[str]:
+    """`semsafe eval` arguments that reproduce the settings (prompts, decoding, split, suites)
+    of the evaluation of ``ref``, to evaluate the base model comparably."""
+    meta = find_eval_dir(ref) / "eval_config.json"
+    try:
+        cfg = json.loads(meta.read_text())["config"]
+    except (OSError, ValueError, KeyError):
+        raise SemsafeError(f"the evaluation of {ref} has no readable settings ({meta}); evaluate it again") from None
+    args = ["--n", str(cfg["n_prompts"]), "--max-new-tokens", str(cfg["max_new_tokens"]),
+            "--seed", str(cfg["seed"]), "--split-seed", str(cfg["held_out_seed"])]
+    if cfg.get("do_sample"):
+        args += ["--sample", "--temperature", str(cfg["temperature"]), "--top-p", str(cfg["top_p"])]
+    for suite in cfg["suites"]:
+        args += ["--suite", suite]
+    return args
+
+
+def has_matching_base(spec: str, ref: str) -> bool:
+    """Whether ``base:spec`` has an evaluation made with the settings of ``ref``'s."""
+    try:
+        key = json.loads((find_eval_dir(ref) / "eval_config.json").read_text())["key"]
+    except (OSError, ValueError, KeyError, SemsafeError):
+        return False
+    return (cache_dir() / "eval" / f"{model_key(spec)}-{key}" / "summary.json").exists()
+
+
 def _summaries(refs: list[str]) -> list[tuple[str, dict]]:
     folders = resolve(refs)
     out = []
@@ -227,6 +253,32 @@ def compare_table(refs: list[str], check: bool = True) -> pd.DataFrame:
                 row[f"{label} effect"] = "n/a"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def readable_table(table: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
+    """The comparison as people read it: per subject "value [95% CI]", and for each later
+    subject "Δ [paired 95% CI]" marked "effect" only where the interval excludes 0."""
+    out = table[["suite", "metric"]].copy()
+    for i, ref in enumerate(refs):
+        out[ref] = [_value_text(v, ci) for v, ci in zip(table[ref], table.get(f"{ref} 95% CI", [""] * len(table)))]
+        if i and f"{ref} delta" in table:
+            texts = []
+            for _, row in table.iterrows():
+                d = row.get(f"{ref} delta")
+                if d is None or pd.isna(d):
+                    texts.append("")
+                    continue
+                text = f"{d:+.3f} {row.get(f'{ref} delta 95% CI') or ''}".strip()
+                effect = row.get(f"{ref} effect")
+                texts.append(text + (" · effect" if effect == "yes" else " · unpaired" if effect == "n/a" else ""))
+            out[f"Δ {ref}"] = texts
+    return out
+
+
+def _value_text(value, ci) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    return f"{value:.3f} {ci}".strip() if isinstance(ci, str) else f"{value:.3f}"
 
 
 def write_csv(table: pd.DataFrame, out) -> None:

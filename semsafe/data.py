@@ -98,8 +98,8 @@ def load_records(path, on_error: str = "fail") -> LoadReport:
         except (ValueError, TypeError) as err:
             if on_error == "fail":
                 raise SemsafeError(
-                    f"{path}:{line}: {err}. Fix the record, or load with on_error='skip' "
-                    "(CLI: --skip-bad) to skip bad records and report them") from None
+                    f"{path}:{line}: {err}. Fix the record (from Python, load_records(path, "
+                    "on_error='skip') skips bad records and lists them)") from None
             report.skipped.append(Skipped(str(path), line, str(err)))
     if not report:
         raise SemsafeError(f"{path} has no usable records ({len(report.skipped)} skipped)")
@@ -255,13 +255,22 @@ def _jsonl_rows(text, path):
 
 
 def _csv_rows(text, path, delimiter):
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    # strict: an unterminated quote is an error, not one record that swallows the rest of the file
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, strict=True)
     columns = [c.strip().lower() for c in (reader.fieldnames or [])]
     if "prompt" not in columns:
         raise SemsafeError(
             f"{path}: no 'prompt' column (columns: {', '.join(reader.fieldnames or []) or 'none'}); "
             "the header row must name a 'prompt' column")
-    for row in reader:
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise SemsafeError(f"{path}:{start}: bad CSV ({err}); a quote opened on line {start} is "
+                               "probably never closed — close it, or double quotes inside a quoted field") from None
         # DictReader's line_num is the physical line just read: the record's last line.
         yield reader.line_num, {k.strip().lower(): v for k, v in row.items() if k is not None}
 

@@ -161,9 +161,13 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True) -> dict:
     if subject.split_seed is not None and subject.split_seed != cfg.held_out_seed:
         cfg = replace(cfg, held_out_seed=subject.split_seed)
     subject.out_dir.mkdir(parents=True, exist_ok=True)
+    check_prompt_lengths(subject, cfg)
     meta = subject.out_dir / "eval_config.json"
     if meta.exists():
-        old_key = json.loads(meta.read_text()).get("key")
+        try:
+            old_key = json.loads(meta.read_text()).get("key")
+        except ValueError:  # a damaged settings file: keep what is there, start clean
+            old_key = "unreadable"
         if old_key != cfg.key():
             # other settings: never mix rows, never lose results; move the earlier eval aside
             archive = subject.out_dir / f"previous-{old_key}"
@@ -186,6 +190,22 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True) -> dict:
     return summary
 
 
+def check_prompt_lengths(subject: Subject, cfg: EvalConfig) -> None:
+    """Every prompt plus its answer must fit the model's context; say so before generating."""
+    from .chat import prompt_ids
+    from .models import model_context_length
+
+    limit = model_context_length(subject.model)
+    for suite in cfg.suites:
+        for r in suite_prompts(suite, cfg, subject.prepared):
+            n = len(prompt_ids(subject.tokenizer, r.prompt))
+            if n + cfg.max_new_tokens > limit:
+                raise SemsafeError(
+                    f"prompt {r.id!r} of suite {suite!r} is {n} tokens; with --max-new-tokens "
+                    f"{cfg.max_new_tokens} it exceeds the model's context of {limit} tokens; shorten "
+                    "or remove that prompt, or lower --max-new-tokens")
+
+
 def judge_versions() -> dict:
     from .judges import fluency, harm, refusal, toxicity
     return {"refusal": f"{refusal.NAME}-v{refusal.VERSION}", "harm": f"{harm.NAME}-v{harm.VERSION}",
@@ -195,7 +215,9 @@ def judge_versions() -> dict:
 def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = True) -> pd.DataFrame:
     records = suite_prompts(suite, cfg, subject.prepared)
     partial = subject.out_dir / f"{suite}.partial.jsonl"
-    done = _read_partial(partial)
+    # a resumed row is reused only for the very same prompt text (ids can be reused by edited files)
+    prompts = {r.id: r.prompt for r in records}
+    done = {k: v for k, v in _read_partial(partial).items() if k in prompts and v.get("prompt") == prompts[k]}
     todo = [r for r in records if r.id not in done]
     if todo:
         from tqdm.auto import tqdm
