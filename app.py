@@ -40,8 +40,9 @@ with col2:
 with col3:
     st.subheader("The loss in one line")
     st.latex(r"L = \mathrm{CE}(\text{retain}) - \lambda\,\overline{\mathrm{EMD}}\big(P_\theta(\cdot\mid x,y^h_{<t}),\,\delta_{y^h_t}\big)")
-    st.caption("EMD to a one-hot token is exact and cheap: 1 − ê_y·μ_P. It is bounded by 2, "
-               "unlike −NLL.")
+    st.caption("Earth Mover's Distance (EMD) to a one-hot token is exact and cheap: 1 − ê_y·μ_P. "
+               "It is bounded by 2; the harmful answer's NLL = −log P(y) is not, so gradient ascent "
+               "on NLL can push it to infinity.")
 
 st.subheader("Runs")
 rows = []

@@ -29,7 +29,7 @@ from semsafe.measure import PeakRSS
 from semsafe.models import load_model
 from semsafe.objectives import ObjectiveContext, get_objective
 from semsafe.chat import build_example
-from semsafe.train import make_collator
+from semsafe.batches import make_collator
 
 torch.manual_seed(0)
 device = {device!r}

@@ -54,7 +54,7 @@ m[3].metric(f"bound to δ {target}", f"{vals['lb_to_target']:.4f}")
 m[4].metric("cross-entropy H(Q, P)", f"{vals['cross_entropy']:.3f}")
 m[5].metric(f"−NLL = log P({target})", f"{vals['neg_nll_target']:.3f}")
 
-st.subheader("Why maximise EMD and not −NLL?")
+st.subheader("Why maximise EMD and not NLL?")
 other = st.selectbox("P's mass moves from the harmful token to", [w for w in words if w != target], index=3)
 curve = bounded_vs_unbounded(cost, t, words.index(other))
 fig = go.Figure([go.Scatter(x=curve["p_target"], y=curve["emd"], name=f"EMD(P, δ {target}) — bounded by 2"),
@@ -62,7 +62,8 @@ fig = go.Figure([go.Scatter(x=curve["p_target"], y=curve["emd"], name=f"EMD(P, �
 fig.update_layout(xaxis_type="log", xaxis_title=f"P({target})", xaxis_autorange="reversed", height=380)
 st.plotly_chart(fig, width="stretch")
 st.markdown(
-    "Gradient ascent on the harmful answer's NLL can always gain more by crushing P(y) further, "
+    "Gradient ascent on the harmful answer's NLL = −log P(y) can always gain more by crushing P(y) "
+    "further (NLL is unbounded above; −NLL = log P never exceeds 0), "
     "so it never stops and drags the rest of the model with it. The EMD penalty saturates at "
     f"c({other}, {target}) = {float(cost.block([words.index(other)], [t])):.3f} once the mass sits on "
     f"**{other}**: it rewards moving to *dissimilar* words, then stops pushing. The lower bound equals "

@@ -35,7 +35,7 @@ from .data import Record, assign_split, load_records, load_set
 from .errors import SemsafeError
 from .paths import cache_dir
 from .stats import bootstrap, wilson
-from .store import atomic_write_json, content_hash, model_key
+from .store import atomic_write_json, atomic_write_parquet, content_hash, model_key, read_resumable_jsonl
 
 SUITES = ("harmful", "overalign", "fluency", "emd", "capability")
 
@@ -138,7 +138,7 @@ def load_subject(model_spec: str | None = None, run_id: str | None = None, cfg: 
         if not (run.path / "adapter" / "adapter_config.json").exists():
             raise SemsafeError(f"run {run_id} has no adapter yet (state: {run.status.get('state')})")
         from .config import config_from_dict
-        from .train import prepared_folder
+        from .prepare import prepared_folder
 
         c = config_from_dict(run.config)
         base, tok = load_model(c.model)
@@ -181,7 +181,7 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True) -> dict:
     started = time.time()
     for suite in cfg.suites:
         table = run_suite(subject, suite, cfg, progress)
-        table.to_parquet(subject.out_dir / f"{suite}.parquet", index=False)
+        atomic_write_parquet(subject.out_dir / f"{suite}.parquet", table)
         (subject.out_dir / f"{suite}.partial.jsonl").unlink(missing_ok=True)
         summary["suites"][suite] = summarise(suite, table, cfg)
         summary["prompts"][suite] = {"n": len(table), "hash": content_hash(table["prompt"].tolist())}
@@ -239,19 +239,7 @@ def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = Tr
 
 
 def _read_partial(path: Path) -> dict:
-    done = {}
-    if path.exists():
-        raw = path.read_bytes()
-        if raw and not raw.endswith(b"\n"):
-            with open(path, "r+b") as fh:
-                fh.truncate(raw.rfind(b"\n") + 1)
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                done[row["id"]] = row
-            except (ValueError, KeyError):
-                continue
-    return done
+    return {row["id"]: row for row in read_resumable_jsonl(path) if "id" in row}
 
 
 def _generate(subject, batch, cfg):

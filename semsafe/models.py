@@ -23,6 +23,7 @@ import torch
 from .errors import ModelNotFoundError, SemsafeError
 from .packs import pack_dir
 from .paths import cache_dir
+from .store import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def _write_manifest(folder: Path) -> None:
     files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
              for p in sorted(folder.iterdir()) if p.is_file()}
     manifest = {"format": _CACHE_FORMAT, "source": EMBEDDED_GGUF, "files": files}
-    (folder / _MANIFEST).write_text(json.dumps(manifest, indent=1))
+    atomic_write_json(folder / _MANIFEST, manifest)
 
 
 def _check_manifest(folder: Path) -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from .data import Record, assign_split, load_any, load_set, near_duplicates, save_records
 from .errors import SemsafeError
 from .paths import cache_dir
-from .store import atomic_write_json, model_key
+from .store import atomic_write_json, model_key, read_resumable_jsonl
 
 
 @dataclass
@@ -43,6 +43,20 @@ class PrepareConfig:
 
 def default_out_dir(cfg: PrepareConfig) -> Path:
     return cache_dir() / "data" / f"{model_key(cfg.model)}-{cfg.key()}"
+
+
+def prepare_config_for(cfg):
+    """The `semsafe prepare` settings that ``data.prepared: auto`` stands for."""
+    d = cfg.data
+    return PrepareConfig(model=cfg.model, n_harmful=d.n_harmful, n_retain=d.n_retain,
+                         max_new_tokens=d.prepare_max_new_tokens, seed=d.split_seed)
+
+
+def prepared_folder(cfg) -> Path | None:
+    """The prepared-data folder a config trains from (None when it names files directly)."""
+    if cfg.data.prepared == "auto":
+        return default_out_dir(prepare_config_for(cfg))
+    return Path(cfg.data.prepared) if cfg.data.prepared else None
 
 
 def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = True,
@@ -178,18 +192,8 @@ def _generate_resumable(model, tok, records, log_path: Path, cfg, progress) -> d
     """{id: answer}; answers already in the log are reused, new ones appended per batch."""
     from .generate import Answer, generate_answers
 
-    done = {}
-    if log_path.exists():
-        raw = log_path.read_bytes()
-        if raw and not raw.endswith(b"\n"):  # killed mid-line: drop the fragment before appending
-            with open(log_path, "r+b") as fh:
-                fh.truncate(raw.rfind(b"\n") + 1)
-        for line in log_path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                done[row["id"]] = Answer(row["response"], row.get("ended", True))
-            except (ValueError, KeyError):
-                continue  # a line cut by a kill mid-write: regenerate that one
+    done = {row["id"]: Answer(row["response"], row.get("ended", True))
+            for row in read_resumable_jsonl(log_path) if "id" in row and "response" in row}
     todo = [r for r in records if r.id not in done]
     if todo:
         with open(log_path, "a", encoding="utf-8") as log:

@@ -5,11 +5,11 @@ token ids instead (BPE ids grow roughly with rarity, so the first ids are the co
 """
 
 import hashlib
-import json
 
 import numpy as np
 
 from .paths import cache_dir
+from .store import atomic_write_json, atomic_write_npy
 
 
 def projection_path(model_spec: str, n_tokens: int, dims: int, which: str = "input"):
@@ -46,8 +46,6 @@ def compute_projection(cost, model_spec: str, n_tokens: int | None = None, dims:
     coords = reducer.fit_transform(cost.unit[:n_tokens].float().numpy()).astype(np.float32)
     path = projection_path(model_spec, n_tokens, dims, which)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, coords, allow_pickle=False)
-    tmp.replace(path)
-    (path.with_suffix(".json")).write_text(json.dumps({"model": model_spec, "n_tokens": n_tokens, "dims": dims}))
+    atomic_write_npy(path, coords)
+    atomic_write_json(path.with_suffix(".json"), {"model": model_spec, "n_tokens": n_tokens, "dims": dims})
     return coords

@@ -62,3 +62,44 @@ def content_hash(*parts) -> str:
         h.update((part if isinstance(part, str) else json.dumps(part, sort_keys=True, default=str)).encode())
         h.update(b"\0")
     return h.hexdigest()[:12]
+
+
+def atomic_write_npy(path, array) -> None:
+    """A numpy array as .npy (never pickled), atomically."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_write_parquet(path, frame) -> None:
+    import io
+
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_resumable_jsonl(path) -> list[dict]:
+    """The rows of an append-only JSONL log that a killed process may have cut mid-line: the
+    cut fragment is removed from the file (so appending can go on) and unreadable lines are
+    skipped (their work is simply redone)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(raw.rfind(b"\n") + 1)
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows

@@ -27,29 +27,11 @@ from .runs import Run
 
 # --- data ------------------------------------------------------------------------------------
 
-def prepare_config_for(cfg: TrainConfig):
-    """The `semsafe prepare` settings that ``data.prepared: auto`` stands for."""
-    from .prepare import PrepareConfig
-
-    d = cfg.data
-    return PrepareConfig(model=cfg.model, n_harmful=d.n_harmful, n_retain=d.n_retain,
-                         max_new_tokens=d.prepare_max_new_tokens, seed=d.split_seed)
-
-
-def prepared_folder(cfg: TrainConfig) -> Path | None:
-    """The prepared-data folder a config trains from (None when it names files directly)."""
-    from .prepare import default_out_dir
-
-    if cfg.data.prepared == "auto":
-        return default_out_dir(prepare_config_for(cfg))
-    return Path(cfg.data.prepared) if cfg.data.prepared else None
-
-
 def load_training_data(cfg: TrainConfig, tok, model_and_tokenizer=None):
     """(harmful records, retain records) as the config names them."""
     from .data import load_records
     from .models import tokenizer_fingerprint
-    from .prepare import load_prepared, prepare
+    from .prepare import load_prepared, prepare, prepare_config_for, prepared_folder
 
     d = cfg.data
     if d.prepared:
@@ -309,6 +291,7 @@ def _build_trainer(cfg: TrainConfig, run: Run, model_and_tokenizer=None) -> TASF
 def _record_training_data(run: Run, cfg: TrainConfig, harmful, retain) -> None:
     """What the run trains on (ids and prompt texts, the split seed, the data folder), so any
     evaluation can be checked for overlap with it."""
+    from .prepare import prepared_folder
     from .store import atomic_write_json
 
     folder = prepared_folder(cfg)

@@ -1,6 +1,5 @@
 """`semsafe eval` and `semsafe compare` end to end on the real embedded model (few prompts, few tokens)."""
 
-import json
 import os
 import re
 import signal

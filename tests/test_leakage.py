@@ -9,7 +9,7 @@ from semsafe.data import normalise_prompt
 from semsafe.evaluate import suite_prompts
 from semsafe.experiment import eval_config, plan
 from semsafe.prepare import split_sets
-from semsafe.train import prepare_config_for
+from semsafe.prepare import prepare_config_for
 
 SUITES = ("harmful", "overalign", "fluency", "capability")
 

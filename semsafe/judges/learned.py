@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import SemsafeError
 from ..packs import pack_dir
 from ..paths import cache_dir
+from ..store import atomic_write_bytes, atomic_write_json
 
 ENCODER = "all-MiniLM-L6-v2"
 
@@ -59,12 +60,13 @@ class LinearJudge:
     def save(self, folder: Path | None = None) -> Path:
         folder = folder or cache_dir() / "judges"
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / f"{self.name}.npz", coef=self.coef, intercept=np.array([self.intercept]))
+        buf = io.BytesIO()
+        np.savez(buf, coef=self.coef, intercept=np.array([self.intercept]))
+        atomic_write_bytes(folder / f"{self.name}.npz", buf.getvalue())
         meta = {"name": self.name, "version": self.version, "threshold": self.threshold,
                 "validation": self.validation}
-        tmp = folder / f"{self.name}.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=1))
-        tmp.replace(folder / f"{self.name}.json")  # the .json is written last: it marks completeness
+        # the .json is written last: it marks completeness
+        atomic_write_json(folder / f"{self.name}.json", meta)
         return folder
 
     @classmethod
