@@ -48,7 +48,7 @@ st.subheader("Runs")
 rows = []
 for run in list_runs():
     status, config = run.status, run.config
-    row = {"run": run.id, "state": status.get("state"), "objective": config.get("objective"),
+    row = {"run": run.id, "state": run.state, "objective": config.get("objective"),
            "harmful-set size": (config.get("data") or {}).get("n_harmful"),
            "step": f"{status.get('step', 0)}/{status.get('total_steps', '?')}"}
     try:

@@ -53,7 +53,7 @@ if launched:
         st.error(str(err))
 
 runs = list_runs()
-queue = [r for r in runs if r.status.get("state") == "queued"]
+queue = [r for r in runs if r.state == "queued"]
 if queue:
     st.info("Queue: " + ", ".join(f"{r.id} ({r.status.get('message', '')})" for r in queue))
 if not runs:
@@ -68,12 +68,15 @@ def live(run_id: str):
     from semsafe.runs import Run
     run = Run.open(run_id)
     status = run.status
-    state = status.get("state")
+    state = run.state  # "died" when the status says running but no process holds the run
     step, total = status.get("step") or 0, status.get("total_steps") or 0
     eta = eta_seconds(run)
     label = f"{state} · step {step}/{total or '?'}" + (f" · about {eta:.0f} s left" if eta and state == "running" else "")
     st.progress(min(step / total, 1.0) if total else 0.0, text=label)
-    if state == "failed":
+    if state == "died":
+        st.error(f"The training process died at step {step} (killed or crashed). Checkpoints are kept: "
+                 f"`semsafe train --resume {run_id}` continues it.")
+    elif state == "failed":
         st.error(status.get("message", "failed"))
     elif state == "cancelled":
         st.warning(status.get("message", "cancelled"))

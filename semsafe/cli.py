@@ -91,8 +91,11 @@ def _eval(args) -> int:
                      batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
                      top_p=args.top_p, seed=args.seed, held_out_seed=args.split_seed,
                      prompts_file=args.prompts)
+    from .jobs import device_lock
+
     subject = load_subject(args.model, args.run, cfg)
-    summary = evaluate(subject, cfg)
+    with device_lock(on_wait=lambda: print("waiting for the device: another job is using it", flush=True)):
+        summary = evaluate(subject, cfg)
     print(json.dumps({"subject": summary["subject"], "out": str(subject.out_dir),
                       "suites": {s: {k: v["mean"] for k, v in m.items()} for s, m in summary["suites"].items()}},
                      indent=1))
@@ -113,6 +116,30 @@ def _compare(args) -> int:
           "interval excludes 0 (rates: and McNemar's exact p < 0.05)")
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
         print(readable_table(table, args.refs).to_string(index=False))
+    return 0
+
+
+def _cancel(args) -> int:
+    from .jobs import cancel
+    from .runs import Run
+
+    run = Run.open(args.run)
+    if cancel(run):
+        print(f"sent cancel to run {run.id} (pid {run.status.get('pid')}); it saves its adapter and stops")
+        return 0
+    print(f"run {run.id} is not being trained (state: {run.state})", file=sys.stderr)
+    return 1
+
+
+def _runs(args) -> int:
+    from .runs import list_runs
+
+    for run in list_runs():
+        status = run.status
+        state = run.state
+        note = status.get("message", "") if state != "died" else \
+            f"the process died at step {status.get('step', 0)}; `semsafe train --resume {run.id}` continues it"
+        print(f"{run.id}\t{state}\tstep {status.get('step', 0)}/{status.get('total_steps', '?')}\t{note}")
     return 0
 
 
@@ -169,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune with an objective (TA-SFT or a baseline) into a run folder")
     add_arguments(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("cancel", help="stop a run that is training (it keeps its adapter and checkpoints)")
+    p.add_argument("run", help="run id")
+    p.set_defaults(func=_cancel)
+
+    p = sub.add_parser("runs", help="list runs with their state (a run whose process died shows 'died')")
+    p.set_defaults(func=_runs)
 
     p = sub.add_parser("sweep", help="one run per objective x harmful-set size x seed")
     p.add_argument("--config", help="base YAML config")

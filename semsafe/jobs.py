@@ -76,10 +76,16 @@ def launch_training(config_path: str | None, overrides: dict, root: Path | None 
 
 
 def cancel(run: Run) -> bool:
-    """SIGTERM the run's process; it saves what it has and marks itself cancelled."""
+    """SIGTERM the run's process; it saves what it has and marks itself cancelled. Only a
+    process that holds the run's lock is signalled: a recorded pid of a process that died may
+    since belong to anything else."""
     status = run.status
     pid = status.get("pid")
     if status.get("state") not in ("queued", "running") or not pid:
+        return False
+    if not run.is_live():
+        run.write_status("failed", pid=None, message=f"the process died (last step {status.get('step', 0)}); "
+                                                     f"`semsafe train --resume {run.id}` continues it")
         return False
     try:
         os.kill(int(pid), signal.SIGTERM)
@@ -87,17 +93,6 @@ def cancel(run: Run) -> bool:
         run.write_status("failed", pid=None, message="the process had already exited")
         return False
     return True
-
-
-def is_alive(run: Run) -> bool:
-    pid = run.status.get("pid")
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
 
 
 def log_tail(run: Run, lines: int = 30) -> str:

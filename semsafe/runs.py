@@ -8,6 +8,8 @@
                   adapter/        the trained LoRA adapter (PeftModel.from_pretrained loads it)
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -22,6 +24,7 @@ from .store import atomic_write_text
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 STATES = ("queued", "running", "done", "failed", "cancelled")
+_HELD: dict[str, tuple] = {}  # run lock path -> (open file, depth): re-entrant within a process
 
 
 def runs_dir() -> Path:
@@ -80,6 +83,63 @@ class Run:
         status.setdefault("created", status["updated"])
         atomic_write(self.path / "status.json", json.dumps(status, indent=1))
         return status
+
+    # --- liveness: a lock held by the training process for its whole life ---
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold this run's lock (re-entrant in one process). Another live process holding it
+        means the run is being trained: refuse rather than write the same files twice."""
+        key = str(self.path / ".lock")
+        if key in _HELD:
+            fh, depth = _HELD[key]
+            _HELD[key] = (fh, depth + 1)
+        else:
+            fh = open(key, "a")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                raise SemsafeError(
+                    f"run {self.id} is being trained by another process (pid {self.status.get('pid')}); "
+                    f"wait for it to finish or cancel it (`semsafe cancel {self.id}`)") from None
+            _HELD[key] = (fh, 1)
+        try:
+            yield self
+        finally:
+            fh, depth = _HELD[key]
+            if depth > 1:
+                _HELD[key] = (fh, depth - 1)
+            else:
+                del _HELD[key]
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                fh.close()
+
+    def is_live(self) -> bool:
+        """Whether some process holds this run's lock (is training or waiting to train it)."""
+        path = self.path / ".lock"
+        if str(path) in _HELD:
+            return True
+        if not path.exists():
+            return False
+        with open(path, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+
+    @property
+    def state(self) -> str:
+        """The status's state, or ``died`` when it says queued/running but no process holds the
+        run (killed, crashed machine): its last step and checkpoints are still there."""
+        status = self.status
+        state = status.get("state", "unknown")
+        if state == "queued" and time.time() - status.get("updated", 0) < 60:
+            return state  # just launched: its process is starting and will take the lock
+        if state in ("queued", "running") and not self.is_live():
+            return "died"
+        return state
 
     def append_metrics(self, row: dict) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:

@@ -6,6 +6,7 @@ retain/harmful data, LoRA through peft, and the run store (status, metrics, adap
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -199,6 +200,11 @@ def _wrap_lora(model, cfg: TrainConfig):
 def train_run(cfg: TrainConfig, run: Run, resume: bool = False, model_and_tokenizer=None) -> Run:
     """Train ``cfg`` into ``run``. Status ends as done, failed (with the message) or cancelled;
     checkpoints and metrics written before a failure stay."""
+    with run.lock() if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
+        return _train_locked(cfg, run, resume, model_and_tokenizer)
+
+
+def _train_locked(cfg: TrainConfig, run: Run, resume: bool, model_and_tokenizer) -> Run:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     trainer = None
     try:
@@ -330,10 +336,13 @@ def run_from_args(args) -> int:
 
         run = Run.open(args.resume)
         cfg = config_from_dict(run.config)
-        status = run.status.get("state")
-        if status == "done":
+        if run.is_live():
+            raise SemsafeError(f"run {run.id} is being trained by another process (pid "
+                               f"{run.status.get('pid')}); wait for it or cancel it before resuming")
+        if run.status.get("state") == "done":
             raise SemsafeError(f"run {run.id} is already done; start a new run instead")
-        train_run(cfg, run, resume=True)
+        with run.lock(), _device(rank, run):
+            train_run(cfg, run, resume=True)
     else:
         cfg = load_config(args.config, args.overrides)
         if rank == 0:
@@ -351,9 +360,22 @@ def run_from_args(args) -> int:
                         raise
                     time.sleep(0.5)
         print(f"run {run.id}: {run.path}", flush=True)
-        train_run(cfg, run)
+        with run.lock() if rank == 0 else contextlib.nullcontext(), _device(rank, run):
+            train_run(cfg, run)
     print(json.dumps({"run": run.id, **run.status}), flush=True)
     return 0
+
+
+def _device(rank: int, run: Run):
+    """The device's job lock (one job at a time, shared with the dashboard's queue and `eval`);
+    only rank 0 of a multi-process launch takes it."""
+    from .jobs import device_lock
+
+    if rank != 0:
+        return contextlib.nullcontext()
+    return device_lock(on_wait=lambda: (run.write_status("queued", pid=os.getpid(),
+                                                         message="waiting: another job is using the device"),
+                                        print("waiting for the device: another job is using it", flush=True)))
 
 
 def _start_queued(run_id: str) -> int:
@@ -366,8 +388,8 @@ def _start_queued(run_id: str) -> int:
         raise SemsafeError(f"run {run_id} is {run.status.get('state')}, not queued")
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        with device_lock(on_wait=lambda: run.write_status("queued", pid=os.getpid(),
-                                                          message="waiting: another job is using the device")):
+        with run.lock(), device_lock(on_wait=lambda: run.write_status(
+                "queued", pid=os.getpid(), message="waiting: another job is using the device")):
             signal.signal(signal.SIGTERM, previous)
             train_run(config_from_dict(run.config), run)
     except KeyboardInterrupt:

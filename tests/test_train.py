@@ -227,3 +227,26 @@ def test_ratio_mode_calibrates_lambda_and_logs_gradient_norms(files, tmp_path):
     assert rows[-1]["lambda_effective"] == pytest.approx(calibration["lambda"])
     data = json.loads((run.path / "training_data.json").read_text())
     assert data["split_seed"] == 0 and len(data["harmful"]) == 6 and len(data["retain"]) == 8
+
+
+def test_resume_of_a_live_run_is_refused_and_a_killed_run_shows_died(files, tmp_path):
+    from semsafe.jobs import cancel
+
+    runs = tmp_path / "runs"
+    args = ["train", "--config", CONFIG, "--run-id", "live", *tiny_args(files, 400, "--set", "train.save_steps=2")]
+    proc = subprocess.Popen([sys.executable, "-m", "semsafe.cli", *args], env={**ENV, "SEMSAFE_RUNS": str(runs)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    status = runs / "live" / "status.json"
+    assert wait_until(lambda: json.loads(status.read_text()).get("step", 0) >= 3, timeout=240)
+    run = Run.open("live", runs)
+    assert run.is_live() and run.state == "running"
+    second = cli(["train", "--resume", "live"], runs)
+    assert second.returncode == 2 and "being trained by another process" in second.stderr
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not run.is_live() and run.state == "died"  # status still says running
+    assert run.status["state"] == "running"
+    listed = cli(["runs"], runs)
+    assert "live\tdied" in listed.stdout and "--resume live" in listed.stdout
+    # cancel never signals a pid that no longer belongs to the run
+    assert cancel(run) is False and run.status["state"] == "failed"
