@@ -10,13 +10,31 @@ from .models import DEFAULT_MODEL
 
 
 def _inspect(args) -> int:
-    from .inspection import format_table, inspect_response
+    from .inspection import format_table, inspect_before_after, inspect_response
     from .models import load_model
 
     if not args.response.strip():
         raise SemsafeError("--response is empty; give the response text whose tokens to score")
     if not 1 <= args.top <= 100:
         raise SemsafeError(f"--top must be between 1 and 100 (alternatives per token), got {args.top}")
+    if args.run:
+        from .cost import SemanticCost
+        from .runs import Run
+
+        model, tok = Run.open(args.run).load_model()
+        with model.disable_adapter():
+            cost = SemanticCost.from_model(model)
+        table, *_ = inspect_before_after(model, tok, args.prompt, args.response, cost,
+                                         base_context=model.disable_adapter, top=args.top)
+        if args.json:
+            json.dump({"run": args.run, "prompt": args.prompt, "response": args.response,
+                       "tokens": table.to_dict(orient="records")}, sys.stdout, indent=1)
+            print()
+        else:
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+            print(f"\nmean EMD to the response tokens: base {table['emd_base'].mean():.4f}, "
+                  f"run {table['emd_run'].mean():.4f} (higher = further from them)")
+        return 0
     model, tok = load_model(args.model)
     table = inspect_response(model, tok, args.prompt, args.response, top=args.top)
     if args.json:
@@ -25,6 +43,50 @@ def _inspect(args) -> int:
         print()
     else:
         print(format_table(table))
+    return 0
+
+
+def _neighbours(args) -> int:
+    from .cost import SemanticCost
+    from .inspection import display_token
+    from .models import load_model
+
+    if not 1 <= args.k <= 1000:
+        raise SemsafeError(f"-k must be between 1 and 1000, got {args.k}")
+    model, tok = load_model(args.model)
+    ids = tok(args.token, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        pieces = ", ".join(repr(display_token(tok, i)) for i in ids)
+        raise SemsafeError(f"{args.token!r} is {len(ids)} tokens ({pieces}), not one; give a single "
+                           "token, e.g. with its leading space: ' kill'")
+    cost = SemanticCost.from_model(model)
+    nb = cost.nearest(ids, k=args.k)
+    rows = [{"token": display_token(tok, i), "token_id": int(i), "cost": round(float(c), 4)}
+            for i, c in zip(nb.ids[0].tolist(), nb.costs[0].tolist())]
+    if args.json:
+        print(json.dumps({"token": args.token, "token_id": ids[0], "neighbours": rows}, indent=1))
+    else:
+        print(f"nearest tokens to {display_token(tok, ids[0])!r} (id {ids[0]}), cost = 1 - cosine:")
+        for r in rows:
+            print(f"  {r['cost']:.4f}  {r['token']!r:<20} id {r['token_id']}")
+    return 0
+
+
+def _project(args) -> int:
+    from .cost import SemanticCost
+    from .models import load_model
+    from .projection import compute_projection, projection_path
+
+    if args.dims not in (2, 3):
+        raise SemsafeError(f"--dims must be 2 or 3, got {args.dims}")
+    if args.tokens < 10:
+        raise SemsafeError(f"--tokens must be at least 10, got {args.tokens}")
+    model, _ = load_model(args.model)
+    cost = SemanticCost.from_model(model)
+    coords = compute_projection(cost, args.model, args.tokens, args.dims,
+                                on_stage=lambda m: print(m, flush=True))
+    print(f"{coords.shape[0]} tokens x {coords.shape[1]} dims: "
+          f"{projection_path(args.model, min(args.tokens, cost.vocab_size), args.dims)}")
     return 0
 
 
@@ -166,7 +228,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--response", required=True, help="the assistant response to score")
     p.add_argument("--top", type=int, default=3, help="alternatives to show per token (default 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--run", help="a trained run: show the base model and the run side by side")
     p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("neighbours", help="the tokens semantically closest to a token (lowest cost)")
+    p.add_argument("token", help="one token of the vocabulary, e.g. ' kill'")
+    p.add_argument("-k", type=int, default=10, help="how many (default 10)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_neighbours)
+
+    p = sub.add_parser("project", help="UMAP projection of the vocabulary embeddings (cached for the dashboard)")
+    p.add_argument("--tokens", type=int, default=2000, help="first N token ids (default 2000)")
+    p.add_argument("--dims", type=int, default=2)
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
+    p.set_defaults(func=_project)
 
     p = sub.add_parser("prepare", help="build harmful / retain sets from the base model's own answers")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")

@@ -1,6 +1,6 @@
 """Earth Mover's Distance between next-token distributions under the semantic cost.
 
-Four functions, one idea each (the math is derived in docs/method.md):
+Three functions, one idea each (the math is derived in docs/method.md):
 
 - ``emd_to_token(p, y, cost)``: exact EMD to a one-hot target, closed form 1 - ê_y·μ_p.
   Batched and differentiable; what the ``emd`` training objective maximises.
@@ -9,7 +9,6 @@ Four functions, one idea each (the math is derived in docs/method.md):
 - ``emd_exact(p, q, cost)``: the linear program, solved by POT in float64 on the tokens that
   carry mass (or on each side's top-k, renormalised). For inspection and for checking the two
   above; returns the transport plan.
-- ``emd_sinkhorn(p, q, cost, reg)``: entropic approximation, for comparison only.
 """
 
 from dataclasses import dataclass
@@ -94,20 +93,6 @@ def emd_exact(p: torch.Tensor, q: torch.Tensor, cost: SemanticCost,
     if info.get("warning"):
         raise SemsafeError(f"the LP solver did not converge: {info['warning']}")
     return ExactEMD(float(info["cost"]), plan, rows, cols, costs, top_k, kept_p, kept_q)
-
-
-def emd_sinkhorn(p: torch.Tensor, q: torch.Tensor, cost: SemanticCost, reg: float = 0.05,
-                 top_k: int | None = None) -> float:
-    """Entropic-regularised transport cost (Sinkhorn), on the same support as ``emd_exact``.
-
-    An upper approximation that approaches EMD as ``reg`` -> 0; shown for comparison only.
-    """
-    if reg <= 0:
-        raise SemsafeError(f"reg must be positive, got {reg}")
-    a, rows, _ = _support(p, cost, top_k, "p")
-    b, cols, _ = _support(q, cost, top_k, "q")
-    costs = cost.block(rows, cols).double().cpu().numpy()
-    return float(ot.sinkhorn2(a, b, costs, reg, numItermax=100_000))
 
 
 def _support(dist: torch.Tensor, cost: SemanticCost, top_k: int | None, name: str):

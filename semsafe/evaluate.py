@@ -130,19 +130,13 @@ def load_subject(model_spec: str | None = None, run_id: str | None = None, cfg: 
     if bool(model_spec) == bool(run_id):
         raise SemsafeError("give exactly one of --model or --run")
     if run_id:
-        from peft import PeftModel
-
+        from .config import config_from_dict
+        from .prepare import prepared_folder
         from .runs import Run
 
         run = Run.open(run_id)
-        if not (run.path / "adapter" / "adapter_config.json").exists():
-            raise SemsafeError(f"run {run_id} has no adapter yet (state: {run.status.get('state')})")
-        from .config import config_from_dict
-        from .prepare import prepared_folder
-
         c = config_from_dict(run.config)
-        base, tok = load_model(c.model)
-        model = PeftModel.from_pretrained(base, run.path / "adapter").eval()
+        model, tok = run.load_model()
         folder = prepared_folder(c)
         return Subject(run_id, model, tok, model.disable_adapter, run.path / "eval",
                        str(folder) if folder else None, c.data.split_seed)

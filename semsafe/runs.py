@@ -81,7 +81,19 @@ class Run:
             raise ValueError(state)
         status = {**self.status, **fields, "state": state, "updated": time.time()}
         status.setdefault("created", status["updated"])
-        atomic_write(self.path / "status.json", json.dumps(status, indent=1))
+        text = json.dumps(status, indent=1)
+        try:
+            atomic_write(self.path / "status.json", text)
+        except OSError as err:
+            import errno
+
+            if err.errno != errno.ENOSPC:
+                raise
+            # a full disk has no room for a second file, but the old status's own blocks can be
+            # overwritten: the run's state (failed, and why) must still reach the user
+            with open(self.path / "status.json", "r+", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.truncate()
         return status
 
     # --- liveness: a lock held by the training process for its whole life ---
@@ -163,6 +175,31 @@ class Run:
         whose later steps will be logged again)."""
         rows = [r for r in self.metrics() if r.get("step", 0) <= last_step]
         atomic_write(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+    def load_model(self):
+        """``(model, tokenizer)``: the run's base model with its trained adapter; the base model
+        is the same object with ``model.disable_adapter()``, so one copy serves before and after."""
+        from peft import PeftModel
+
+        from .models import load_model
+
+        if not (self.path / "adapter" / "adapter_config.json").exists():
+            raise SemsafeError(f"run {self.id} has no adapter yet (state: {self.state}); "
+                               "wait for it to finish, or resume it")
+        base, tok = load_model(self.config["model"])
+        return PeftModel.from_pretrained(base, self.path / "adapter").eval(), tok
+
+    def remove_incomplete_checkpoints(self) -> list[str]:
+        """Delete checkpoint folders a crash left half-written (no trainer_state.json): they
+        can never be resumed from, and hold the space a full disk needs back."""
+        import shutil
+
+        removed = []
+        for ckpt in (self.path / "checkpoints").glob("checkpoint-*"):
+            if ckpt.is_dir() and not (ckpt / "trainer_state.json").exists():
+                shutil.rmtree(ckpt, ignore_errors=True)
+                removed.append(ckpt.name)
+        return removed
 
     def latest_checkpoint(self) -> Path | None:
         ckpts = sorted((self.path / "checkpoints").glob("checkpoint-*"),

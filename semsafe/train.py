@@ -238,6 +238,13 @@ def _train_locked(cfg: TrainConfig, run: Run, resume: bool, model_and_tokenizer)
         run.write_status("failed", pid=None, message=message)
         raise SemsafeError(message) from err
     except Exception as err:
+        if _disk_full(err, run.path):
+            run.remove_incomplete_checkpoints()
+            message = (f"the disk is full (at step {trainer.state.global_step if trainer else 0}: "
+                       f"{type(err).__name__}: {err}); free space, then `semsafe train --resume "
+                       f"{run.id}` continues from the last complete checkpoint")
+            run.write_status("failed", pid=None, message=message)
+            raise SemsafeError(message) from err
         run.write_status("failed", pid=None, message=f"{type(err).__name__}: {err}")
         raise
     finally:
@@ -305,6 +312,20 @@ def _record_training_data(run: Run, cfg: TrainConfig, harmful, retain) -> None:
         "split_seed": cfg.data.split_seed, "prepared": str(folder) if folder else None,
         "harmful": [{"id": r.id, "prompt": r.prompt} for r in harmful],
         "retain": [{"id": r.id, "prompt": r.prompt} for r in retain]})
+
+
+def _disk_full(err: BaseException, path: Path) -> bool:
+    """Whether ``err`` came from a full disk: ENOSPC itself, or a writer (torch.save,
+    safetensors) that wraps it in its own error while the run's disk has no space left."""
+    import errno
+    import shutil
+
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(path).free < 1_000_000
+    except OSError:
+        return False
 
 
 def _raise_interrupt(signum, frame):

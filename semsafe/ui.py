@@ -25,16 +25,13 @@ def cached_model(spec: str):
 def cached_run_model(run_id: str, runs_root: str):
     """A run's model (base + adapter) for before/after views; the base is the same weights with
     the adapter disabled, so one copy serves both."""
-    from peft import PeftModel
-
     from .cost import SemanticCost
-    from .models import load_model
     from .runs import Run
 
-    run = Run.open(run_id)
-    base, tok = load_model(run.config["model"])
-    cost = SemanticCost.from_model(base)
-    return PeftModel.from_pretrained(base, run.path / "adapter").eval(), tok, cost
+    model, tok = Run.open(run_id).load_model()
+    with model.disable_adapter():
+        cost = SemanticCost.from_model(model)
+    return model, tok, cost
 
 
 def model_picker() -> str:

@@ -70,3 +70,13 @@ def test_inspect_response_on_tiny_model(tiny):
     assert len(table) == len(tok("a b c", add_special_tokens=False)["input_ids"])
     tol = sum_tolerance(torch.float64, len(tok))
     assert (table["gap"] >= -tol).all() and len(table["top"][0]) == 5
+
+
+def test_neighbours_command_on_embedded_model():
+    out = run_cli("neighbours", " kill", "-k", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    costs = [n["cost"] for n in doc["neighbours"]]
+    assert len(costs) == 3 and costs == sorted(costs) and doc["neighbours"][0]["token"] == " kills"
+    many = run_cli("neighbours", "definitely not one token")
+    assert many.returncode == 2 and "not one" in many.stderr

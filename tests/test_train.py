@@ -250,3 +250,55 @@ def test_resume_of_a_live_run_is_refused_and_a_killed_run_shows_died(files, tmp_
     assert "live\tdied" in listed.stdout and "--resume live" in listed.stdout
     # cancel never signals a pid that no longer belongs to the run
     assert cancel(run) is False and run.status["state"] == "failed"
+
+
+def test_inspect_a_run_side_by_side_with_its_base(files, tmp_path):
+    runs = tmp_path / "runs"
+    assert cli(["train", "--config", CONFIG, "--run-id", "ins", *tiny_args(files, 2)], runs).returncode == 0
+    out = cli(["inspect", "--run", "ins", "--prompt", "Say hi", "--response", "Hello there", "--json"], runs)
+    assert out.returncode == 0, out.stderr[-1000:]
+    rows = json.loads(out.stdout)["tokens"]
+    assert rows and {"emd_base", "emd_run", "lb_run_vs_base"} <= set(rows[0])
+    missing = cli(["inspect", "--run", "nope", "--prompt", "x", "--response", "y"], runs)
+    assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
+
+
+def test_disk_full_fails_clearly_and_resume_continues_after_space_is_freed(files, tmp_path):
+    """A real full disk: a small tmpfs (needs root to mount; CI runs as root)."""
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        runs = mount / "runs"
+        args = ["train", "--config", CONFIG, "--run-id", "full", *tiny_args(files, 40, "--set", "train.save_steps=2")]
+        proc = subprocess.Popen([sys.executable, "-m", "semsafe.cli", *args], env={**ENV, "SEMSAFE_RUNS": str(runs)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        status = runs / "full" / "status.json"
+        assert wait_until(lambda: json.loads(status.read_text()).get("step", 0) >= 5, timeout=300)
+        filler = mount / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        for block in (1 << 20, 4096, 1):  # take every free byte (unbuffered: nothing left to flush)
+            try:
+                while True:
+                    os.write(fd, b"\0" * block)
+            except OSError:
+                pass
+        os.close(fd)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2, err[-2000:]
+        assert "disk is full" in err and "Traceback" not in err
+        run = Run.open("full", runs)
+        assert run.status["state"] == "failed" and "disk is full" in run.status["message"]
+        leftovers = [p for p in run.path.rglob("*") if p.is_file() and (p.name.endswith(".tmp") or
+                     (p.stat().st_size == 0 and p.name != ".lock"))]
+        assert not leftovers, leftovers
+        filler.unlink()
+        out = cli(["train", "--resume", "full"], runs)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert run.status["state"] == "done" and run.status["step"] == 40
+        steps = [r["step"] for r in run.metrics()]
+        assert steps == list(range(1, 41))
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
