@@ -1,9 +1,8 @@
 """Compare: the base model and trained runs on the same prompts — metrics, trade-offs, answers."""
 
 import html
-import subprocess
-import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,9 @@ import streamlit as st
 from semsafe.compare import (compare_table, eval_args_matching, find_eval_dir, has_matching_base, metric_bars,
                              readable_table, responses_side_by_side, tradeoff_figure, word_diff_html, write_html)
 from semsafe.errors import SemsafeError
-from semsafe.runs import list_runs, runs_dir
+from semsafe.evaluate import SUITES
+from semsafe.jobs import launch_eval, list_jobs
+from semsafe.runs import Run, list_runs, runs_dir
 from semsafe.ui import model_picker
 
 st.set_page_config(page_title="semsafe · compare", layout="wide")
@@ -34,23 +35,57 @@ settings_from = evaluated[0] if evaluated else None
 base_args = eval_args_matching(settings_from) if settings_from else []
 base_matches = has_matching_base(spec, settings_from) if settings_from else have_base
 
-with st.expander("Evaluate something first", expanded=not evaluated):
-    st.caption("Evaluation runs in the background (`semsafe eval`); reload this page when it finishes.")
+
+def suites_of(args: list[str]) -> list[str]:
+    named = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--suite"]
+    return named or list(SUITES)
+
+QUICK = ["--n", "8", "--max-new-tokens", "32"]  # a look in a few minutes on 2 cores
+jobs = list_jobs()
+busy = {j.status.get("subject") for j in jobs if j.state in ("queued", "running")}
+not_evaluated = [r for r in not_evaluated if Run.open(r).state == "done"]  # only finished runs have adapters
+
+with st.expander("Evaluate", expanded=not evaluated or bool(busy)):
+    st.caption("Evaluations run as background jobs (`semsafe eval`), one at a time on this machine; "
+               "closing the page does not stop them. Full: 32 prompts per suite, 48 new tokens. "
+               "Quick look: 8 prompts, 32 tokens (a few minutes on 2 cores; wider intervals).")
     c1, c2 = st.columns(2)
-    label = (f"Evaluate the base model ({spec})" + (f" with the settings of {settings_from}" if settings_from else ""))
-    if c1.button(label, disabled=base_matches):
-        subprocess.Popen([sys.executable, "-m", "semsafe.cli", "eval", "--model", spec, *base_args],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        st.info("started")
+    label = f"Evaluate the base model ({spec})" + (f" with the settings of {settings_from}" if settings_from else "")
+    if c1.button(label, disabled=base_matches or base_ref in busy):
+        launch_eval(["--model", spec, *base_args], base_ref, suites_of(base_args))
+        st.rerun()
     if base_matches:
         c1.caption("The base model is evaluated with these settings.")
-    target = c2.selectbox("run to evaluate", not_evaluated or ["(every finished run is evaluated)"])
-    if c2.button("Evaluate run", disabled=not not_evaluated):
-        from semsafe.runs import Run
-        log = open(Run.open(target).path / "eval_log.txt", "ab")
-        subprocess.Popen([sys.executable, "-m", "semsafe.cli", "eval", "--run", target], stdout=log,
-                         stderr=subprocess.STDOUT, start_new_session=True)
-        st.info("started")
+    target = c2.selectbox("finished run to evaluate", not_evaluated, placeholder="no finished run waits for evaluation")
+    preset = c2.radio("preset", ["full", "quick look"], horizontal=True)
+    if c2.button("Evaluate run", disabled=not target or target in busy):
+        launch_eval(["--run", target, *(QUICK if preset == "quick look" else [])], target, list(SUITES))
+        st.rerun()
+
+
+@st.fragment(run_every=2.0)
+def job_panel():
+    """Evaluation jobs: progress (rows done / total, estimate), failures with their log."""
+    for job in list_jobs()[:5]:
+        status, state = job.status, job.state
+        subject = status.get("subject", "?")
+        if state in ("queued", "running"):
+            eta = job.eta_seconds()
+            st.progress(job.fraction(), text=f"{subject}: {state} · {job.fraction():.0%} of rows"
+                        + (f" · about {eta:.0f} s left" if eta else "") + f" · {status.get('message', '')}")
+        elif state == "failed":
+            st.error(f"{subject}: evaluation failed: {status.get('message', '')}")
+            with st.expander(f"log of {job.id}"):
+                st.code(job.log_tail() or "(empty)")
+        elif state == "died":
+            st.error(f"{subject}: the evaluation process died; evaluate again (finished rows are reused)")
+        elif state == "done" and time.time() - status.get("updated", 0) < 600:
+            st.success(f"{subject}: evaluated. Reload the page to compare it.")
+        if status.get("command") and state in ("queued", "running", "failed"):
+            st.caption(f"command: {status['command']}")
+
+
+job_panel()
 
 choices = ([base_ref] if have_base else []) + evaluated
 picked = st.multiselect("Base and runs (the first is the reference for deltas)", choices,

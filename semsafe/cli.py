@@ -4,6 +4,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 
 from .errors import SemsafeError
 from .models import DEFAULT_MODEL
@@ -153,11 +154,27 @@ def _eval(args) -> int:
                      batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
                      top_p=args.top_p, seed=args.seed, held_out_seed=args.split_seed,
                      prompts_file=args.prompts)
-    from .jobs import device_lock
+    import contextlib
 
-    subject = load_subject(args.model, args.run, cfg)
-    with device_lock(on_wait=lambda: print("waiting for the device: another job is using it", flush=True)):
-        summary = evaluate(subject, cfg)
+    from .jobs import Job, device_lock
+
+    job = Job(args.job) if args.job else None
+    with job.running() if job else contextlib.nullcontext():
+        try:
+            subject = load_subject(args.model, args.run, cfg)
+            with device_lock(on_wait=lambda: (print("waiting for the device: another job is using it", flush=True),
+                                              job and job.write_status(state="queued",
+                                                                       message="waiting: another job is using the device"))):
+                if job:
+                    job.write_status(state="running", message="evaluating", started=time.time())
+                summary = evaluate(subject, cfg, on_progress=job.progress if job else None)
+        except (SemsafeError, Exception) as err:
+            if job:
+                job.write_status(state="failed", message=str(err) if isinstance(err, SemsafeError)
+                                 else f"{type(err).__name__}: {err}")
+            raise
+        if job:
+            job.write_status(state="done", message=f"finished: {subject.out_dir}", out=str(subject.out_dir))
     print(json.dumps({"subject": summary["subject"], "out": str(subject.out_dir),
                       "suites": {s: {k: v["mean"] for k, v in m.items()} for s, m in summary["suites"].items()}},
                      indent=1))
@@ -304,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-seed", type=int, default=0,
                    help="data split seed for held-out prompts (a run always uses its own data.split_seed)")
+    p.add_argument("--job", help=argparse.SUPPRESS)  # the dashboard's job id: status and progress go there
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("compare", help="metrics of evaluated runs side by side")

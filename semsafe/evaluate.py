@@ -147,7 +147,7 @@ def load_subject(model_spec: str | None = None, run_id: str | None = None, cfg: 
 
 # --- the suites --------------------------------------------------------------------------------
 
-def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True) -> dict:
+def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progress=None) -> dict:
     """Run every suite in ``cfg.suites``; returns and writes ``summary.json``.
 
     A run is evaluated on the held-out side of its own data split (its ``data.split_seed``),
@@ -174,7 +174,7 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True) -> dict:
                "split": {"seed": cfg.held_out_seed, "prepared": subject.prepared}, "prompts": {}}
     started = time.time()
     for suite in cfg.suites:
-        table = run_suite(subject, suite, cfg, progress)
+        table = run_suite(subject, suite, cfg, progress, on_progress)
         atomic_write_parquet(subject.out_dir / f"{suite}.parquet", table)
         (subject.out_dir / f"{suite}.partial.jsonl").unlink(missing_ok=True)
         summary["suites"][suite] = summarise(suite, table, cfg)
@@ -206,7 +206,9 @@ def judge_versions() -> dict:
             "toxicity": f"{toxicity.NAME}-{toxicity.VERSION}", "fluency": f"{fluency.NAME}-v{fluency.VERSION}"}
 
 
-def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = True) -> pd.DataFrame:
+def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = True,
+              on_progress=None) -> pd.DataFrame:
+    """One suite's rows; ``on_progress(suite, done, total)`` after every batch."""
     records = suite_prompts(suite, cfg, subject.prepared)
     partial = subject.out_dir / f"{suite}.partial.jsonl"
     # a resumed row is reused only for the very same prompt text (ids can be reused by edited files)
@@ -228,7 +230,11 @@ def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = Tr
                     done[row["id"]] = row
                 log.flush()
                 bar.update(len(batch))
+                if on_progress:
+                    on_progress(suite, bar.n, len(records))
         bar.close()
+    if on_progress:
+        on_progress(suite, len(records), len(records))
     return pd.DataFrame([done[r.id] for r in records])
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import SemsafeError
 from .runs import Run, runs_dir
+from .store import atomic_write_json, hold_lock, lock_is_held
 
 
 def device_name() -> str:
@@ -122,3 +123,97 @@ def wait_for(run: Run, states=("done", "failed", "cancelled"), timeout: float = 
             return status
         time.sleep(0.5)
     raise SemsafeError(f"run {run.id} did not reach {states} within {timeout} s")
+
+
+# --- evaluation jobs: `semsafe eval ... --job ID`, with status, log, progress and a queue --------
+
+class Job:
+    """A background evaluation: ``runs/.jobs/<id>/`` holds status.json (state, command, progress
+    per suite) and log.txt. The process holds ``.lock`` while it works, so a job whose process
+    died shows as died, never as running forever."""
+
+    def __init__(self, job_id: str, root: Path | None = None):
+        self.id = job_id
+        self.path = (root or runs_dir()) / ".jobs" / job_id
+
+    @property
+    def status(self) -> dict:
+        import json
+
+        try:
+            return json.loads((self.path / "status.json").read_text())
+        except (OSError, ValueError):
+            return {"state": "unknown"}
+
+    def write_status(self, **fields) -> None:
+        atomic_write_json(self.path / "status.json", {**self.status, **fields, "updated": time.time()})
+
+    @property
+    def state(self) -> str:
+        status = self.status
+        state = status.get("state", "unknown")
+        if state == "queued" and time.time() - status.get("updated", 0) < 60:
+            return state
+        if state in ("queued", "running") and not lock_is_held(self.path / ".lock"):
+            return "died"
+        return state
+
+    def running(self):
+        return hold_lock(self.path / ".lock", f"job {self.id} is already being run by another process")
+
+    def progress(self, suite: str, done: int, total: int) -> None:
+        status = self.status
+        progress = {**status.get("progress", {}), suite: [done, total]}
+        self.write_status(state="running", progress=progress,
+                          started=status.get("started") or time.time())
+
+    def fraction(self) -> float:
+        """Share of the job's rows done (suites not started yet count as 0)."""
+        status = self.status
+        suites = status.get("suites") or []
+        progress = status.get("progress", {})
+        if not suites:
+            return 0.0
+        return sum(d / t if t else 0.0 for d, t in (progress.get(s, [0, 1]) for s in suites)) / len(suites)
+
+    def eta_seconds(self) -> float | None:
+        started, frac = self.status.get("started"), self.fraction()
+        if not started or frac <= 0:
+            return None
+        return (time.time() - started) * (1 - frac) / frac
+
+    def log_tail(self, lines: int = 20) -> str:
+        path = self.path / "log.txt"
+        if not path.exists():
+            return ""
+        data = path.read_bytes()[-20000:].decode("utf-8", errors="replace")
+        return "\n".join(part.split("\r")[-1] for part in data.split("\n")[-lines:])
+
+
+def launch_eval(args: list[str], subject: str, suites: list[str], root: Path | None = None) -> Job:
+    """Start ``semsafe eval ARGS`` as a background job (no shell); returns at once."""
+    import secrets
+
+    job = Job(time.strftime("eval-%Y%m%d-%H%M%S-") + secrets.token_hex(2), root)
+    job.path.mkdir(parents=True)
+    cmd = ["semsafe", "eval", *args]
+    job.write_status(state="queued", subject=subject, suites=suites, command=shell_text(cmd),
+                     message="waiting for the device", created=time.time())
+    env = dict(os.environ)
+    if root:
+        env["SEMSAFE_RUNS"] = str(root)
+    log = open(job.path / "log.txt", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "semsafe.cli", "eval", *args, "--job", job.id],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    log.close()
+    job.write_status(pid=proc.pid)
+    return job
+
+
+def list_jobs(root: Path | None = None) -> list[Job]:
+    folder = (root or runs_dir()) / ".jobs"
+    if not folder.exists():
+        return []
+    jobs = [Job(p.name, root) for p in folder.iterdir() if (p / "status.json").exists()]
+    return sorted(jobs, key=lambda j: j.status.get("created", 0), reverse=True)

@@ -8,8 +8,6 @@
                   adapter/        the trained LoRA adapter (PeftModel.from_pretrained loads it)
 """
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -20,11 +18,10 @@ from pathlib import Path
 import yaml
 
 from .errors import SemsafeError
-from .store import atomic_write_text
+from .store import atomic_write_text, hold_lock, lock_is_held
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 STATES = ("queued", "running", "done", "failed", "cancelled")
-_HELD: dict[str, tuple] = {}  # run lock path -> (open file, depth): re-entrant within a process
 
 
 def runs_dir() -> Path:
@@ -97,49 +94,16 @@ class Run:
         return status
 
     # --- liveness: a lock held by the training process for its whole life ---
-    @contextlib.contextmanager
     def lock(self):
         """Hold this run's lock (re-entrant in one process). Another live process holding it
         means the run is being trained: refuse rather than write the same files twice."""
-        key = str(self.path / ".lock")
-        if key in _HELD:
-            fh, depth = _HELD[key]
-            _HELD[key] = (fh, depth + 1)
-        else:
-            fh = open(key, "a")
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.close()
-                raise SemsafeError(
-                    f"run {self.id} is being trained by another process (pid {self.status.get('pid')}); "
-                    f"wait for it to finish or cancel it (`semsafe cancel {self.id}`)") from None
-            _HELD[key] = (fh, 1)
-        try:
-            yield self
-        finally:
-            fh, depth = _HELD[key]
-            if depth > 1:
-                _HELD[key] = (fh, depth - 1)
-            else:
-                del _HELD[key]
-                fcntl.flock(fh, fcntl.LOCK_UN)
-                fh.close()
+        return hold_lock(self.path / ".lock",
+                         f"run {self.id} is being trained by another process (pid {self.status.get('pid')}); "
+                         f"wait for it to finish or cancel it (`semsafe cancel {self.id}`)")
 
     def is_live(self) -> bool:
         """Whether some process holds this run's lock (is training or waiting to train it)."""
-        path = self.path / ".lock"
-        if str(path) in _HELD:
-            return True
-        if not path.exists():
-            return False
-        with open(path, "a") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            return False
+        return lock_is_held(self.path / ".lock")
 
     @property
     def state(self) -> str:

@@ -7,6 +7,8 @@ or the new one, never half of one; on any error the temporary file is removed an
 file is untouched (a full disk leaves no 0-byte file behind).
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -103,3 +105,54 @@ def read_resumable_jsonl(path) -> list[dict]:
         if isinstance(row, dict):
             rows.append(row)
     return rows
+
+
+# --- liveness locks: a process holds a file lock for as long as it works on something ---------
+
+_HELD: dict[str, tuple] = {}  # lock path -> (open file, depth): re-entrant within a process
+
+
+@contextlib.contextmanager
+def hold_lock(path, busy_message: str):
+    """Hold an exclusive lock on ``path`` (re-entrant in one process); if another process holds
+    it, raise SemsafeError(busy_message) at once. The kernel releases it when a process dies."""
+    from .errors import SemsafeError
+
+    key = str(path)
+    if key in _HELD:
+        fh, depth = _HELD[key]
+        _HELD[key] = (fh, depth + 1)
+    else:
+        fh = open(key, "a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise SemsafeError(busy_message) from None
+        _HELD[key] = (fh, 1)
+    try:
+        yield
+    finally:
+        fh, depth = _HELD[key]
+        if depth > 1:
+            _HELD[key] = (fh, depth - 1)
+        else:
+            del _HELD[key]
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+
+def lock_is_held(path) -> bool:
+    """Whether some process (this one included) holds the lock on ``path``."""
+    path = Path(path)
+    if str(path) in _HELD:
+        return True
+    if not path.exists():
+        return False
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False

@@ -168,3 +168,19 @@ def test_base_model_is_paired_with_the_eval_of_the_same_settings(tmp_path, monke
     assert len({model_key(s) for s in ("org/model", "org.model", "org_model", "org/model-large")}) == 4
     table = compare_table(["base:tiny-random", str(run_eval)])
     assert table.loc[table["metric"] == "harmful_rate", f"{run_eval} delta"].item() == pytest.approx(-0.4)
+
+
+def test_eval_jobs_report_progress_and_failures(tmp_path):
+    from semsafe.jobs import launch_eval, list_jobs
+
+    root = tmp_path / "runs"
+    job = launch_eval(["--model", "tiny-random", "--suite", "harmful", "--n", "3", "--max-new-tokens", "4"],
+                      "base:tiny-random", ["harmful"], root=root)
+    assert job.status["command"].startswith("semsafe eval --model tiny-random")
+    assert wait_until(lambda: job.state in ("done", "failed"), timeout=600)
+    assert job.state == "done", job.log_tail()
+    assert job.fraction() == 1.0 and job.status["progress"]["harmful"] == [3, 3]
+    bad = launch_eval(["--run", "no-such-run"], "no-such-run", ["harmful"], root=root)
+    assert wait_until(lambda: bad.state in ("done", "failed"), timeout=300)
+    assert bad.state == "failed" and "no run 'no-such-run'" in bad.status["message"]
+    assert [j.id for j in list_jobs(root)] == [bad.id, job.id]
