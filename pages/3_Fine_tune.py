@@ -23,7 +23,7 @@ spec = model_picker()
 
 DEFAULTS = load_config(str(CONFIGS / "tasft-emd.yaml"))  # the form starts from the shipped config
 
-with st.form("train"):
+with st.container(border=True):  # not a form: the command below follows every edit
     c1, c2, c3, c4 = st.columns(4)
     objective = c1.selectbox("objective", list(OBJECTIVES), index=list(OBJECTIVES).index(DEFAULTS.objective))
     modes = ["ratio", "fixed"]
@@ -42,8 +42,10 @@ with st.form("train"):
     overrides = {"model": spec, "objective": objective, "lambda_mode": mode, "lambda": lam,
                  "data.n_harmful": int(n_harmful), "train.steps": int(steps), "train.lr": lr,
                  "lora.r": int(rank), "train.seed": int(seed), "train.batch_size": int(batch)}
-    st.code(shell_text(train_command(str(CONFIGS / "tasft-emd.yaml"), overrides)), language="bash")
-    launched = st.form_submit_button("Launch")
+    st.caption("The command this launches (the run id is added when it starts):")
+    st.code(shell_text(train_command(str(CONFIGS / "tasft-emd.yaml"), overrides)), language="bash",
+            wrap_lines=True)
+    launched = st.button("Launch", type="primary")
 if launched:
     try:
         run = launch_training(str(CONFIGS / "tasft-emd.yaml"), overrides)

@@ -57,22 +57,24 @@ def shell_text(cmd: list[str]) -> str:
 
 
 def launch_training(config_path: str | None, overrides: dict, root: Path | None = None) -> Run:
-    """Create the run (state queued) and start ``semsafe train --start RUN`` detached from the
-    dashboard; its output goes to ``runs/<id>/log.txt``. No shell is involved."""
+    """Create the run (state queued, so the page shows it at once) and start exactly the command
+    the page shows, ``semsafe train --config ... --set ... --run-id ID``, detached from the
+    dashboard; that command adopts the queued run. Output goes to ``runs/<id>/log.txt``. No
+    shell is involved."""
     from .config import load_config
 
     cfg = load_config(config_path, [f"{k}={v}" for k, v in overrides.items()])  # bad input fails here
     run = Run.create(cfg.to_dict(), root=root)
-    cmd = [sys.executable, "-m", "semsafe.cli", "train", "--start", run.id]
+    cmd = [*train_command(config_path, overrides), "--run-id", run.id]
     env = dict(os.environ)
     if root:
         env["SEMSAFE_RUNS"] = str(root)
     log = open(run.path / "log.txt", "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "semsafe.cli", *cmd[1:]], stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
     log.close()
-    run.write_status("queued", pid=proc.pid, message="waiting for the device",
-                     command=shell_text(train_command(config_path, overrides)))
+    run.write_status("queued", pid=proc.pid, message="waiting for the device", command=shell_text(cmd))
     return run
 
 

@@ -345,13 +345,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a config value, e.g. --set train.steps=20 --set lambda=0.5")
     p.add_argument("--run-id", help="name of the run folder (default: time-objective-random)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
-    p.add_argument("--start", metavar="RUN", help=argparse.SUPPRESS)  # a queued run made by the dashboard
 
 
 def run_from_args(args) -> int:
     rank = int(os.environ.get("RANK", "0"))
-    if getattr(args, "start", None):
-        return _start_queued(args.start)
     if args.resume:
         from .config import config_from_dict
 
@@ -362,12 +359,12 @@ def run_from_args(args) -> int:
                                f"{run.status.get('pid')}); wait for it or cancel it before resuming")
         if run.status.get("state") == "done":
             raise SemsafeError(f"run {run.id} is already done; start a new run instead")
-        with run.lock(), _device(rank, run):
+        with _cancellable_while_queued(run), run.lock(), _device(rank, run):
             train_run(cfg, run, resume=True)
     else:
         cfg = load_config(args.config, args.overrides)
         if rank == 0:
-            run = Run.create(cfg.to_dict(), name=args.run_id)
+            run = _queued_run_with(args.run_id, cfg) or Run.create(cfg.to_dict(), name=args.run_id)
         else:  # other processes of a multi-process launch join the run rank 0 creates
             if not args.run_id:
                 raise SemsafeError("multi-process training needs --run-id so all processes share one run")
@@ -381,10 +378,27 @@ def run_from_args(args) -> int:
                         raise
                     time.sleep(0.5)
         print(f"run {run.id}: {run.path}", flush=True)
-        with run.lock() if rank == 0 else contextlib.nullcontext(), _device(rank, run):
+        with _cancellable_while_queued(run), run.lock() if rank == 0 else contextlib.nullcontext(), \
+                _device(rank, run):
             train_run(cfg, run)
     print(json.dumps({"run": run.id, **run.status}), flush=True)
     return 0
+
+
+@contextlib.contextmanager
+def _cancellable_while_queued(run: Run):
+    """SIGTERM (the dashboard's cancel) while the run waits for the device marks it cancelled;
+    once training starts, train_run handles it (saving the adapter so far)."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        if run.status.get("state") == "queued":
+            run.write_status("cancelled", pid=None, message="cancelled before it started")
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _device(rank: int, run: Run):
@@ -399,26 +413,19 @@ def _device(rank: int, run: Run):
                                         print("waiting for the device: another job is using it", flush=True)))
 
 
-def _start_queued(run_id: str) -> int:
-    """Wait for the device (one job at a time), then train a run the dashboard queued."""
-    from .config import config_from_dict
-    from .jobs import device_lock
-
-    run = Run.open(run_id)
-    if run.status.get("state") != "queued":
-        raise SemsafeError(f"run {run_id} is {run.status.get('state')}, not queued")
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+def _queued_run_with(run_id: str | None, cfg: TrainConfig) -> Run | None:
+    """The dashboard creates a run (queued, so the page can show it at once) and then starts
+    exactly the command it shows, `semsafe train --config ... --set ... --run-id ID`: that
+    command adopts the queued run when its config is the same, instead of refusing the id."""
+    if not run_id:
+        return None
     try:
-        with run.lock(), device_lock(on_wait=lambda: run.write_status(
-                "queued", pid=os.getpid(), message="waiting: another job is using the device")):
-            signal.signal(signal.SIGTERM, previous)
-            train_run(config_from_dict(run.config), run)
-    except KeyboardInterrupt:
-        if run.status.get("state") == "queued":
-            run.write_status("cancelled", pid=None, message="cancelled before it started")
-        raise
-    print(json.dumps({"run": run.id, **run.status}), flush=True)
-    return 0
+        run = Run.open(run_id)
+    except SemsafeError:
+        return None
+    if run.status.get("state") == "queued" and not run.is_live() and run.config == cfg.to_dict():
+        return run
+    return None
 
 
 def main(argv=None) -> int:

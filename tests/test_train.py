@@ -302,3 +302,25 @@ def test_disk_full_fails_clearly_and_resume_continues_after_space_is_freed(files
         assert steps == list(range(1, 41))
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_dashboard_launch_runs_the_command_it_shows_and_queues_on_the_device(files, tmp_path):
+    from semsafe.jobs import cancel, device_lock, launch_training, wait_for
+
+    runs = tmp_path / "runs"
+    overrides = {"model": "tiny-random", "data.harmful": files / "harmful.jsonl", "data.retain": files / "retain.jsonl",
+                 "data.prepared": "null", "train.steps": 2, "train.batch_size": 2}
+    with device_lock(root=runs):  # another job holds the device: launched runs must wait
+        first = launch_training(CONFIG, overrides, root=runs)
+        command = first.status["command"]
+        assert command.startswith("semsafe train --config") and command.endswith(f"--run-id {first.id}")
+        assert wait_until(first.is_live, timeout=120)  # its process started and holds the run
+        assert first.state == "queued"
+        assert cancel(first)
+        status = wait_for(first, states=("cancelled", "failed"), timeout=120)
+        assert status["state"] == "cancelled" and "before it started" in status["message"]
+        second = launch_training(CONFIG, overrides, root=runs)
+        assert wait_until(second.is_live, timeout=120)
+    status = wait_for(second, timeout=600)  # the device is free: it trains
+    assert status["state"] == "done", (status, (second.path / "log.txt").read_text()[-2000:])
+    assert second.status["command"].endswith(f"--run-id {second.id}")
