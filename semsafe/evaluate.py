@@ -55,7 +55,12 @@ class EvalConfig:
     n_bootstrap: int = 1000
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        """Settings hash naming the evaluation folder; a prompt file enters by its *content*, so
+        an edited file is a new evaluation, never mixed with rows of the old one."""
+        values = asdict(self)
+        if self.prompts_file and Path(self.prompts_file).is_file():
+            values["prompts_file"] = hashlib.sha256(Path(self.prompts_file).read_bytes()).hexdigest()
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
 
 
 # --- where prompts come from -------------------------------------------------------------------

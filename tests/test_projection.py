@@ -20,3 +20,18 @@ def test_projection_is_cached_and_reused(embedded, tmp_path, monkeypatch):
     assert np.array_equal(again, coords) and path.stat().st_mtime_ns == mtime
     path.write_bytes(b"damaged")
     assert cached_projection("smollm2-135m-instruct", 400, 2) is None
+
+
+def test_project_command_caches_what_the_cost_page_reads(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SEMSAFE_CACHE=str(tmp_path), HF_HUB_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-m", "semsafe.cli", "project", "--model", "tiny-random", "--tokens", "80"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "80 tokens x 2 dims" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "semsafe.cli", "project", "--dims", "4"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode == 2 and "--dims must be 2 or 3" in bad.stderr

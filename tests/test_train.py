@@ -249,6 +249,8 @@ def test_resume_of_a_live_run_is_refused_and_a_killed_run_shows_died(files, tmp_
     listed = cli(["runs"], runs)
     assert "live\tdied" in listed.stdout and "--resume live" in listed.stdout
     # cancel never signals a pid that no longer belongs to the run
+    out = cli(["cancel", "live"], runs)
+    assert out.returncode == 1 and "not being trained" in out.stderr
     assert cancel(run) is False and run.status["state"] == "failed"
 
 
