@@ -19,7 +19,25 @@ PAGES = ["app.py", "pages/1_Cost_matrix.py", "pages/2_EMD_inspector.py", "pages/
          "pages/4_Compare.py", "pages/5_Playground.py"]
 
 
+def cli_timings():
+    """Wall time of `semsafe --help` and of an argument error (target <= 1 s each): the command
+    line imports heavy libraries only inside the commands that need them."""
+    import subprocess
+
+    exe = str(Path(sys.executable).with_name("semsafe"))
+    for label, args in (("semsafe --help", ["--help"]),
+                        ("semsafe train --set train.steps=abc", ["train", "--set", "train.steps=abc"]),
+                        ("semsafe eval --n -1", ["eval", "--n", "-1"])):
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            subprocess.run([exe, *args], capture_output=True)
+            times.append(time.perf_counter() - t)
+        print(f"{label:<40}{statistics.median(times):8.2f} s (median of 3; target <= 1 s)")
+
+
 def main():
+    cli_timings()
     print(f"{'page':<28}{'first run s':>12}{'warm median s':>15}{'warm max s':>12}")
     worst = 0.0
     for name in PAGES:

@@ -7,17 +7,16 @@ import sys
 import time
 
 from .errors import SemsafeError
-from .models import DEFAULT_MODEL
+from .paths import DEFAULT_MODEL
 
 
 def _inspect(args) -> int:
-    from .inspection import format_table, inspect_before_after, inspect_response
-    from .models import load_model
-
     if not args.response.strip():
         raise SemsafeError("--response is empty; give the response text whose tokens to score")
     if not 1 <= args.top <= 100:
         raise SemsafeError(f"--top must be between 1 and 100 (alternatives per token), got {args.top}")
+    from .inspection import format_table, inspect_before_after, inspect_response
+    from .models import load_model
     if args.run:
         from .cost import SemanticCost
         from .runs import Run
@@ -48,12 +47,12 @@ def _inspect(args) -> int:
 
 
 def _neighbours(args) -> int:
+    if not 1 <= args.k <= 1000:
+        raise SemsafeError(f"-k must be between 1 and 1000, got {args.k}")
     from .cost import SemanticCost
     from .inspection import display_token
     from .models import load_model
 
-    if not 1 <= args.k <= 1000:
-        raise SemsafeError(f"-k must be between 1 and 1000, got {args.k}")
     model, tok = load_model(args.model)
     ids = tok(args.token, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
@@ -74,14 +73,14 @@ def _neighbours(args) -> int:
 
 
 def _project(args) -> int:
-    from .cost import SemanticCost
-    from .models import load_model
-    from .projection import compute_projection, projection_path
-
     if args.dims not in (2, 3):
         raise SemsafeError(f"--dims must be 2 or 3, got {args.dims}")
     if args.tokens < 10:
         raise SemsafeError(f"--tokens must be at least 10, got {args.tokens}")
+    from .cost import SemanticCost
+    from .models import load_model
+    from .projection import compute_projection, projection_path
+
     model, _ = load_model(args.model)
     cost = SemanticCost.from_model(model)
     coords = compute_projection(cost, args.model, args.tokens, args.dims,
@@ -123,6 +122,9 @@ def _judges(args) -> int:
 
 
 def _train(args) -> int:
+    if not args.resume:  # bad input: one line before torch and transformers load
+        from .config import load_config
+        load_config(args.config, args.overrides)
     from .train import run_from_args
 
     return run_from_args(args)
@@ -139,16 +141,14 @@ def _sweep(args) -> int:
 
 
 def _eval(args) -> int:
-    from .evaluate import EvalConfig, evaluate, load_subject
-
-    from .evaluate import SUITES
-
     if args.n is not None and args.n < 1:
         raise SemsafeError(f"--n must be at least 1 (prompts per suite), got {args.n}")
     if args.batch_size < 1:
         raise SemsafeError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.max_new_tokens < 1:
         raise SemsafeError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    from .evaluate import SUITES, EvalConfig, evaluate, load_subject
+
     suites = args.suite or (["custom"] if args.prompts else list(SUITES))
     cfg = EvalConfig(suites=suites, n_prompts=args.n, max_new_tokens=args.max_new_tokens,
                      batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_judges)
 
-    from .train import add_arguments
+    from .config import add_train_arguments as add_arguments
 
     p = sub.add_parser("train", help="fine-tune with an objective (TA-SFT or a baseline) into a run folder")
     add_arguments(p)

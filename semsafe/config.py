@@ -10,6 +10,11 @@ import yaml
 from .errors import SemsafeError
 
 
+# the objectives registry's names (semsafe/objectives.py; a test keeps the two equal), here so
+# that checking a config never imports torch and a bad value is reported in well under a second
+OBJECTIVE_NAMES = ("sft", "emd", "emd_lb", "ga", "unlikelihood", "npo", "refusal_sft")
+
+
 @dataclass
 class DataConfig:
     prepared: str | None = None  # folder written by `semsafe prepare`; "auto" = prepare it now
@@ -79,10 +84,8 @@ class TrainConfig:
         return d
 
     def validate(self) -> "TrainConfig":
-        from .objectives import OBJECTIVES
-
-        if self.objective not in OBJECTIVES:
-            raise SemsafeError(f"unknown objective {self.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+        if self.objective not in OBJECTIVE_NAMES:
+            raise SemsafeError(f"unknown objective {self.objective!r}; choose one of: {', '.join(OBJECTIVE_NAMES)}")
         if not math.isfinite(self.lam) or self.lam < 0:
             raise SemsafeError(f"lambda must be a finite number >= 0 (the sign is part of each objective), got {self.lam}")
         if self.lambda_mode not in ("fixed", "ratio"):
@@ -211,3 +214,13 @@ def load_config(path: str | None, overrides: list[str] | None = None) -> TrainCo
         except yaml.YAMLError as err:
             raise SemsafeError(f"{p} is not valid YAML: {err}") from None
     return config_from_dict(apply_overrides(values, overrides or []))
+
+
+def add_train_arguments(p) -> None:
+    """`semsafe train` / `python -m semsafe.train` arguments (here, not in train.py, so building
+    the command line never imports torch)."""
+    p.add_argument("--config", help="YAML config (see configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.steps=20 --set lambda=0.5")
+    p.add_argument("--run-id", help="name of the run folder (default: time-objective-random)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")

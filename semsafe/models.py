@@ -22,12 +22,11 @@ import torch
 
 from .errors import ModelNotFoundError, SemsafeError
 from .packs import pack_dir
-from .paths import cache_dir
+from .paths import DEFAULT_MODEL, cache_dir  # DEFAULT_MODEL re-exported as models.DEFAULT_MODEL
 from .store import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
 TINY_MODEL = "tiny-random"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MANIFEST = "semsafe-manifest.json"

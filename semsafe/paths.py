@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+DEFAULT_MODEL = "smollm2-135m-instruct"  # the embedded model (here so light modules need not import torch)
+
 
 def cache_dir() -> Path:
     """Root of semsafe's cache: ``$SEMSAFE_CACHE`` or ``~/.cache/semsafe``."""

@@ -339,14 +339,6 @@ def _main_thread() -> bool:
 
 # --- command line (also `accelerate launch -m semsafe.train ...`) ----------------------------
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config (see configs/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.steps=20 --set lambda=0.5")
-    p.add_argument("--run-id", help="name of the run folder (default: time-objective-random)")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
-
-
 def run_from_args(args) -> int:
     rank = int(os.environ.get("RANK", "0"))
     if args.resume:
@@ -429,8 +421,10 @@ def _queued_run_with(run_id: str | None, cfg: TrainConfig) -> Run | None:
 
 
 def main(argv=None) -> int:
+    from .config import add_train_arguments
+
     parser = argparse.ArgumentParser(prog="python -m semsafe.train", description="TA-SFT training")
-    add_arguments(parser)
+    add_train_arguments(parser)
     args = parser.parse_args(argv)
     try:
         return run_from_args(args)

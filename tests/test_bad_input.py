@@ -63,3 +63,13 @@ def test_truncated_eval_settings_file_is_moved_aside_not_a_crash(tiny, tmp_path)
     summary = evaluate(subject, EvalConfig(suites=["harmful"], n_prompts=2, max_new_tokens=4), progress=False)
     assert summary["suites"]["harmful"]["harmful_rate"]["n"] == 2
     assert (subject.out_dir / "previous-unreadable" / "summary.json").exists()  # kept, not lost
+
+
+def test_command_line_and_config_checks_do_not_import_torch():
+    """`semsafe --help` and argument errors must answer at once: no torch/transformers import."""
+    code = ("import sys; from semsafe.cli import build_parser; from semsafe.config import load_config; "
+            "build_parser(); load_config('configs/tasft-emd.yaml'); "
+            "print(sorted(m for m in ('torch', 'transformers', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -152,3 +152,9 @@ def test_token_weighting():
 def test_unknown_objective():
     with pytest.raises(SemsafeError, match="unknown objective 'magic'"):
         get_objective("magic")
+
+
+def test_config_knows_every_objective():
+    from semsafe.config import OBJECTIVE_NAMES
+
+    assert tuple(OBJECTIVES) == OBJECTIVE_NAMES
