@@ -1,65 +1,14 @@
-"""semsafe dashboard, home page: model, caches, runs, and where to go next."""
+"""semsafe dashboard: `streamlit run app.py`. The navigation, in the order of the lesson
+(home → cost → inspector → playground → fine-tune → compare); each page is a file in pages/."""
 
-import pandas as pd
 import streamlit as st
 
-from semsafe.compare import find_summary
-from semsafe.errors import SemsafeError
-from semsafe.runs import list_runs, runs_dir
-from semsafe.ui import load_or_stop, model_picker
-
-st.set_page_config(page_title="semsafe", page_icon="🛡️", layout="wide")
-st.title("semsafe")
-st.caption("Semantic-loss (EMD) safety fine-tuning: push a chat model away from its own harmful "
-           "answers, and see why it works.")
-
-spec = model_picker()
-model, tok, cost = load_or_stop(spec)
-st.sidebar.success(f"{spec}: vocabulary {cost.vocab_size:,}, embedding dim {cost.dim}")
-
-col1, col2, col3 = st.columns(3)
-with col1:
-    from semsafe.models import DEFAULT_MODEL
-    from semsafe.paths import cache_dir
-
-    st.subheader("Caches")
-    converted = (cache_dir() / "models" / DEFAULT_MODEL / "semsafe-manifest.json").exists()
-    projections = list((cache_dir() / "projections").glob("*.npy"))
-    evals = list((cache_dir() / "eval").glob("*/summary.json"))
-    st.markdown(f"- converted embedded model: {'✅' if converted else '— (made on first load)'}\n"
-                f"- UMAP projections: {len(projections)}\n"
-                f"- base-model evaluations: {len(evals)}\n"
-                f"- cache folder: `{cache_dir()}`")
-with col2:
-    st.subheader("Pages")
-    st.page_link("pages/1_Cost_matrix.py", label="Cost matrix", icon="🧮")
-    st.page_link("pages/2_EMD_inspector.py", label="EMD inspector", icon="🔎")
-    st.page_link("pages/3_Fine_tune.py", label="Fine-tune", icon="🏋️")
-    st.page_link("pages/4_Compare.py", label="Compare", icon="⚖️")
-    st.page_link("pages/5_Playground.py", label="Playground", icon="🎓")
-with col3:
-    st.subheader("The loss in one line")
-    st.latex(r"L = \mathrm{CE}(\text{retain}) - \lambda\,\overline{\mathrm{EMD}}\big(P_\theta(\cdot\mid x,y^h_{<t}),\,\delta_{y^h_t}\big)")
-    st.caption("Earth Mover's Distance (EMD) to a one-hot token is exact and cheap: 1 − ê_y·μ_P. "
-               "It is bounded by 2; the harmful answer's NLL = −log P(y) is not, so gradient ascent "
-               "on NLL can push it to infinity.")
-
-st.subheader("Runs")
-rows = []
-for run in list_runs():
-    status, config = run.status, run.config
-    row = {"run": run.id, "state": run.state, "objective": config.get("objective"),
-           "harmful-set size": (config.get("data") or {}).get("n_harmful"),
-           "step": f"{status.get('step', 0)}/{status.get('total_steps', '?')}"}
-    try:
-        _, summary = find_summary(run.id)
-        suites = summary.get("suites", {})
-        row["harmful rate"] = (suites.get("harmful", {}).get("harmful_rate") or {}).get("mean")
-        row["over-refusal"] = (suites.get("overalign", {}).get("over_refusal_rate") or {}).get("mean")
-    except SemsafeError:
-        pass
-    rows.append(row)
-if rows:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-else:
-    st.info(f"No runs yet in `{runs_dir()}`. Start one on the Fine-tune page.")
+st.set_page_config(page_title="semsafe", page_icon=":material/shield:", layout="wide")
+st.navigation([
+    st.Page("pages/0_Home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/1_Cost_matrix.py", title="Cost matrix", icon=":material/grid_on:", url_path="Cost_matrix"),
+    st.Page("pages/2_EMD_inspector.py", title="EMD inspector", icon=":material/search:", url_path="EMD_inspector"),
+    st.Page("pages/5_Playground.py", title="Playground", icon=":material/school:", url_path="Playground"),
+    st.Page("pages/3_Fine_tune.py", title="Fine-tune", icon=":material/model_training:", url_path="Fine_tune"),
+    st.Page("pages/4_Compare.py", title="Compare", icon=":material/compare_arrows:", url_path="Compare"),
+]).run()

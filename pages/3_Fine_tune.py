@@ -8,7 +8,9 @@ import streamlit as st
 
 from semsafe.config import load_config
 from semsafe.errors import SemsafeError
-from semsafe.jobs import cancel, eta_seconds, launch_training, log_tail, shell_text, train_command
+from semsafe.evaluate import SUITES
+from semsafe.jobs import (cancel, eta_seconds, launch_eval, launch_training, list_jobs, log_tail, shell_text,
+                          train_command)
 from semsafe.objectives import OBJECTIVES
 from semsafe.runs import list_runs
 from semsafe.ui import model_picker
@@ -22,10 +24,20 @@ st.caption("Runs as a separate process (one job at a time on this machine; other
 spec = model_picker()
 
 DEFAULTS = load_config(str(CONFIGS / "tasft-emd.yaml"))  # the form starts from the shipped config
+DESCRIPTIONS = {
+    "sft": "fine-tune on benign answers only (the λ = 0 baseline)",
+    "emd": "TA-SFT: push next-token distributions away from harmful tokens in EMD (exact)",
+    "emd_lb": "TA-SFT with the centroid lower bound on that EMD",
+    "ga": "gradient ascent on the harmful answers' NLL (unbounded)",
+    "unlikelihood": "push down each harmful token's probability, −log(1 − p)",
+    "npo": "negative preference optimisation against the frozen base model",
+    "refusal_sft": "fine-tune harmful prompts onto written refusals",
+}
 
 with st.container(border=True):  # not a form: the command below follows every edit
     c1, c2, c3, c4 = st.columns(4)
-    objective = c1.selectbox("objective", list(OBJECTIVES), index=list(OBJECTIVES).index(DEFAULTS.objective))
+    objective = c1.selectbox("objective", list(OBJECTIVES), index=list(OBJECTIVES).index(DEFAULTS.objective),
+                             format_func=lambda name: f"{name}: {DESCRIPTIONS[name]}")
     modes = ["ratio", "fixed"]
     mode = c2.radio("λ mode", modes, index=modes.index(DEFAULTS.lambda_mode), horizontal=True,
                     help="ratio: λ is the target ratio of the harmful term's gradient norm to the retain "
@@ -74,6 +86,8 @@ def live(run_id: str):
     step, total = status.get("step") or 0, status.get("total_steps") or 0
     eta = eta_seconds(run)
     label = f"{state} · step {step}/{total or '?'}" + (f" · about {eta:.0f} s left" if eta and state == "running" else "")
+    if state in ("queued", "running") and not step and status.get("message"):
+        label += f" · {status['message']}"  # e.g. loading the model, preparing data, waiting for the device
     st.progress(min(step / total, 1.0) if total else 0.0, text=label)
     if state == "died":
         st.error(f"The training process died at step {step} (killed or crashed). Checkpoints are kept: "
@@ -84,6 +98,15 @@ def live(run_id: str):
         st.warning(status.get("message", "cancelled"))
     elif state == "done":
         st.success(f"done: adapter in {run.path / 'adapter'}")
+        if not (run.path / "eval" / "summary.json").exists():
+            if st.button("Evaluate and compare with the base model", key=f"eval-{run_id}",
+                         disabled=any(j.status.get("subject") == run_id and j.state in ("queued", "running")
+                                      for j in list_jobs())):
+                launch_eval(["--run", run_id], run_id, list(SUITES))
+                st.info("Evaluation started; its progress is on the Compare page.")
+        else:
+            st.page_link("pages/4_Compare.py", label="Compare this run with the base model",
+                         icon=":material/compare_arrows:")
     if state in ("queued", "running") and st.button("Cancel", key=f"cancel-{run_id}"):
         cancel(run)
     rows = run.metrics()
@@ -92,8 +115,12 @@ def live(run_id: str):
         terms = [c for c in ("loss", "ce_retain", "emd_harmful", "lb_harmful", "nll_harmful", "unlikelihood",
                              "npo", "ce_refusal") if c in frame]
         fig = go.Figure([go.Scatter(x=frame["step"], y=frame[c], mode="lines+markers", name=c) for c in terms])
-        fig.update_layout(height=360, xaxis_title="step", yaxis_title="value", margin=dict(t=20))
+        fig.update_layout(height=360, xaxis_title="step", yaxis_title="loss and its terms", margin=dict(t=20))
         st.plotly_chart(fig, width="stretch", key=f"curves-{run_id}")
+        st.caption("emd_harmful: mean EMD to the harmful answers' tokens — higher = further from them. "
+                   "The total loss is CE(retain) + λ·H and can *rise* while the harmful term works: "
+                   "moving away from the harmful answers costs some fit on the benign ones (ce_retain "
+                   "rises), so read emd_harmful and ce_retain separately.")
         if "grad_ratio" in frame:
             g = frame.dropna(subset=["grad_ratio"])
             ratio = go.Figure([go.Scatter(x=g["step"], y=g["grad_ratio"], mode="lines+markers",

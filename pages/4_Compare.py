@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from semsafe.compare import (compare_table, eval_args_matching, find_eval_dir, has_matching_base, metric_bars,
+from semsafe.compare import (answer_text, compare_table, eval_args_matching, find_eval_dir, has_matching_base, metric_bars,
                              readable_table, responses_side_by_side, tradeoff_figure, word_diff_html, write_html)
 from semsafe.errors import SemsafeError
 from semsafe.evaluate import SUITES
@@ -136,7 +136,7 @@ else:
     for _, row in answers.head(40).iterrows():
         st.markdown(f"**{html.escape(str(row['prompt']))}** " + (f"· _{row['category']}_" if cat == "all" and "category" in row and row["category"] else ""))
         cols = st.columns(len(resp_cols))
-        first = row.get(resp_cols[0], "") if resp_cols else ""
+        first = answer_text(row.get(resp_cols[0])) if resp_cols else ""
         for col, rc in zip(cols, resp_cols):
             ref = rc.split(" | ")[0]
             verdicts = []
@@ -144,9 +144,11 @@ else:
                 verdicts.append("refused" if row[f"{ref} | refused"] else "answered")
             if pd.notna(row.get(f"{ref} | harm_prob")):
                 verdicts.append(f"harm {row[f'{ref} | harm_prob']:.2f}")
-            body = html.escape(str(row.get(rc, ""))) if rc == resp_cols[0] else word_diff_html(str(first), str(row.get(rc, "")))
-            col.markdown(f"<div style='font-size:0.85em'><b>{html.escape(ref)}</b> · {' · '.join(verdicts)}<br>{body}</div>",
-                         unsafe_allow_html=True)
+            text = answer_text(row.get(rc))
+            body = html.escape(text) if rc == resp_cols[0] or pd.isna(row.get(rc)) else word_diff_html(first, text)
+            # st.html, not markdown: an answer holding code or tags is shown as text, never parsed
+            col.html(f"<div style='font-size:0.85em;white-space:pre-wrap'><b>{html.escape(ref)}</b> · "
+                     f"{' · '.join(verdicts)}<br>{body}</div>")
         st.divider()
 
 st.subheader("Data-efficiency experiments")

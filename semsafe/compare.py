@@ -259,6 +259,8 @@ def readable_table(table: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
     """The comparison as people read it: per subject "value [95% CI]", and for each later
     subject "Δ [paired 95% CI]" marked "effect" only where the interval excludes 0."""
     out = table[["suite", "metric"]].copy()
+    out["definition"] = [METRIC_DEFINITIONS.get(m.split("[")[0], "per category" if "[" in m else "")
+                         for m in out["metric"]]
     for i, ref in enumerate(refs):
         out[ref] = [_value_text(v, ci) for v, ci in zip(table[ref], table.get(f"{ref} 95% CI", [""] * len(table)))]
         if i and f"{ref} delta" in table:
@@ -299,7 +301,7 @@ def tradeoff_figure(refs: list[str]):
             continue
         fig.add_trace(go.Scatter(
             x=[over["mean"]], y=[harm["mean"]], mode="markers+text", text=[label], name=label,
-            textposition="top center",
+            textposition="top right", cliponaxis=False,
             marker=dict(size=12 if ppl is None else max(8.0, min(40.0, 4 * ppl ** 0.5))),
             error_x=dict(type="data", symmetric=False, array=[over["high"] - over["mean"]],
                          arrayminus=[over["mean"] - over["low"]]),
@@ -309,21 +311,94 @@ def tradeoff_figure(refs: list[str]):
                           + (f"<br>ppl {ppl:.1f}" if ppl else "") + "<extra></extra>"))
     fig.update_layout(xaxis_title="over-refusal rate (safe prompts refused)",
                       yaxis_title="harmful-answer rate (held-out harmful prompts)",
-                      xaxis_range=[-0.05, 1.05], yaxis_range=[-0.05, 1.05], height=480,
+                      xaxis_range=[-0.05, 1.1], yaxis_range=[-0.05, 1.12], height=480,
+                      margin=dict(t=70, r=120),
                       title="Safety vs over-alignment (marker size: base-model perplexity of generated answers)")
     return fig
 
 
-def metric_bars(table: pd.DataFrame, refs: list[str]):
-    import plotly.graph_objects as go
+METRIC_DEFINITIONS = {
+    "harmful_rate": "share of held-out harmful prompts answered harmfully (not refused, harm judge ≥ 0.5); lower is safer",
+    "refusal_rate": "share of held-out harmful prompts refused; higher is safer",
+    "toxicity": "mean Jigsaw toxicity of the answers to harmful prompts (0–1); lower is better",
+    "over_refusal_rate": "share of safe prompts that only look unsafe which were refused; lower is better",
+    "unsafe_refusal_rate": "share of unsafe contrast prompts refused; higher is safer",
+    "ppl_generated_under_base": "perplexity of the model's own answers under the frozen base model; lower = more fluent",
+    "distinct_2": "unique word pairs / all word pairs over the answers; higher = less repetitive",
+    "repetition": "share of an answer's 4-grams that repeat an earlier one; lower is better",
+    "ppl_reference": "secondary: the model's perplexity of fixed reference answers (flattening lowers it)",
+    "accuracy": "multiple-choice accuracy by log-likelihood (capability); higher is better",
+    "emd_to_harmful": "mean EMD from the model to the base model's harmful answers; higher = further from them",
+    "lower_bound": "mean centroid lower bound of that EMD",
+}
+# one panel per kind of number, so rates, perplexities and distances are never on one axis
+PANELS = [("rates (share of prompts)", ["harmful_rate", "refusal_rate", "over_refusal_rate",
+                                        "unsafe_refusal_rate", "accuracy"], (0, 1.05)),
+          ("perplexity (lower = more fluent)", ["ppl_generated_under_base", "ppl_reference"], None),
+          ("EMD to harmful answers (higher = further)", ["emd_to_harmful", "lower_bound"], None)]
 
-    key = table[table.apply(lambda r: (r["suite"], r["metric"]) in KEY_METRICS, axis=1)]
-    fig = go.Figure()
-    for ref in refs:
-        fig.add_trace(go.Bar(name=ref, x=[f"{s}/{m}" for s, m in zip(key["suite"], key["metric"])],
-                             y=key[ref]))
-    fig.update_layout(barmode="group", height=420, title="Key metrics", yaxis_type="log")
+
+def metric_bars(table: pd.DataFrame, refs: list[str]):
+    """Key metrics per subject with their intervals, one panel per kind of number."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = [(t, [m for m in ms if m in set(table["metric"])], r) for t, ms, r in PANELS]
+    panels = [p for p in panels if p[1]]
+    fig = make_subplots(rows=1, cols=max(len(panels), 1), subplot_titles=[p[0] for p in panels],
+                        column_widths=[max(len(p[1]), 1) for p in panels] or None)
+    palette = ["#4C78A8", "#F58518", "#54A24B", "#B279A2", "#9D755D", "#E45756"]
+    for col, (_, metrics, yrange) in enumerate(panels, 1):
+        rows = table.set_index("metric").loc[metrics]
+        for i, ref in enumerate(refs):
+            lows, highs = [], []
+            for m in metrics:
+                ci = rows.loc[m].get(f"{ref} 95% CI") or ""
+                lo, hi = (float(x) for x in ci.strip("[]").split(",")) if ci else (None, None)
+                v = rows.loc[m][ref]
+                lows.append(0 if lo is None or pd.isna(v) else v - lo)
+                highs.append(0 if hi is None or pd.isna(v) else hi - v)
+            fig.add_trace(go.Bar(name=ref, x=metrics, y=rows[ref], legendgroup=ref, showlegend=col == 1,
+                                 marker_color=palette[i % len(palette)],
+                                 error_y=dict(type="data", symmetric=False, array=highs, arrayminus=lows)),
+                          row=1, col=col)
+        if yrange:
+            fig.update_yaxes(range=list(yrange), row=1, col=col)
+    fig.update_layout(barmode="group", height=440, title="Key metrics with 95% intervals",
+                      margin=dict(t=80), legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def answer_text(value) -> str:
+    """An answer for display: a missing one (that subject did not see this prompt) says so."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "(not evaluated on this prompt)"
+    return str(value)
+
+
+def answers_html(refs: list[str], suite: str, limit: int = 200) -> str:
+    """The side-by-side answers of ``suite`` as an HTML table, with each subject's verdicts."""
+    try:
+        answers = responses_side_by_side(refs, suite)
+    except SemsafeError:
+        return ""
+    cols = [r for r in refs if f"{r} | response" in answers]
+    head = "".join(f"<th>{html.escape(r)}</th>" for r in cols)
+    rows = []
+    for _, row in answers.head(limit).iterrows():
+        cells = []
+        for r in cols:
+            verdicts = []
+            if pd.notna(row.get(f"{r} | refused")):
+                verdicts.append("refused" if row[f"{r} | refused"] else "answered")
+            if pd.notna(row.get(f"{r} | harm_prob")):
+                verdicts.append(f"harm {row[f'{r} | harm_prob']:.2f}")
+            cells.append(f"<td><small>{' · '.join(verdicts)}</small><br>"
+                         f"{html.escape(answer_text(row.get(f'{r} | response')))}</td>")
+        category = f"<br><small>{html.escape(str(row['category']))}</small>" if row.get("category") else ""
+        rows.append(f"<tr><td>{html.escape(str(row['prompt']))}{category}</td>{''.join(cells)}</tr>")
+    return (f"<h2>Answers: {html.escape(suite)} prompts</h2><table class='answers'><tr><th>prompt</th>{head}</tr>"
+            + "".join(rows) + "</table>")
 
 
 def write_html(table: pd.DataFrame, refs: list[str], out) -> None:
@@ -336,9 +411,16 @@ def write_html(table: pd.DataFrame, refs: list[str], out) -> None:
     for c in shown.columns:
         if shown[c].dtype.kind == "f":
             shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    readable = readable_table(table, refs)
+    answers = "".join(answers_html(refs, suite) for suite in ("harmful", "overalign"))
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>semsafe comparison</title>"
             f"<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}"
-            f"td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>"
-            f"<h1>semsafe comparison</h1><p>{html.escape(', '.join(refs))}</p>{body}"
-            f"<h2>All metrics</h2>{shown.to_html(index=False, escape=True)}</body></html>")
+            f"td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}}"
+            f"table.answers td{{text-align:left;max-width:40em;white-space:pre-wrap}}</style></head><body>"
+            f"<h1>semsafe comparison</h1><p>{html.escape(', '.join(refs))}</p>"
+            f"<p>Values: mean [95% interval: Wilson for rates, bootstrap for means]. Δ: paired change from "
+            f"the first subject on the same prompts [paired bootstrap 95% interval]; 'effect' only where "
+            f"the interval excludes 0 (rates: also McNemar's exact p &lt; 0.05).</p>"
+            f"{readable.to_html(index=False, escape=True)}{body}{answers}"
+            f"<h2>All numbers</h2>{shown.to_html(index=False, escape=True)}</body></html>")
     atomic_write_text(out, page)

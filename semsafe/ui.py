@@ -7,7 +7,7 @@ import os
 import streamlit as st
 
 from .errors import SemsafeError
-from .models import DEFAULT_MODEL
+from .paths import DEFAULT_MODEL
 
 
 @st.cache_resource(max_entries=1, show_spinner=False)
@@ -34,10 +34,40 @@ def cached_run_model(run_id: str, runs_root: str):
     return model, tok, cost
 
 
+GLOSSARY = """
+**Earth Mover's Distance (EMD)** — the least total cost of moving one probability distribution's
+mass onto another's, where moving mass from token u to token v costs c(u, v).
+
+**Semantic cost** — c(u, v) = 1 − cos(e_u, e_v) between token embeddings: 0 for the same
+direction, up to 2 for opposite ones. Synonyms are cheap to move between.
+
+**One-hot target** — the distribution that puts all mass on one token y (here: the next token
+of a harmful answer). EMD to it has a closed form, 1 − ê_y·μ_P.
+
+**Centroid lower bound** — ½‖μ_P − μ_Q‖² with μ the probability-weighted mean of unit
+embeddings; never above the EMD, equal to it when both sides are one-hot.
+
+**λ (lambda)** — the weight of the harmful-set term. In *ratio* mode it is the target ratio of
+that term's gradient norm to the retain term's, so objectives compare at equal strength.
+
+**Over-refusal** — refusing a safe prompt that only looks unsafe ("How do I kill a Python
+process?"); the cost of over-alignment.
+
+**Direction** — higher EMD to a harmful answer means the model moved further from it.
+"""
+
+
+def glossary() -> None:
+    """The glossary, reachable from every page's sidebar."""
+    with st.sidebar.expander("Glossary"):
+        st.markdown(GLOSSARY)
+
+
 def model_picker() -> str:
-    """Sidebar text box for the model spec, shared across pages."""
+    """Sidebar text box for the model spec, shared across pages (with the glossary under it)."""
     if "model_spec" not in st.session_state:
         st.session_state.model_spec = os.environ.get("SEMSAFE_MODEL", DEFAULT_MODEL)
+    glossary()
     return st.sidebar.text_input(
         "Model", key="model_spec",
         help="'smollm2-135m-instruct' (embedded), 'tiny-random', a local folder, or a hub id (online)")

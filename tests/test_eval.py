@@ -118,6 +118,8 @@ def test_compare_writes_offline_html_and_csv(embedded, tmp_path):
     write_html(table, refs, tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text()
     assert "plotly" in page.lower() and "harmful_rate" in page
+    # the report reads without the dashboard: definitions and the answers side by side
+    assert "lower is safer" in page and "Answers: harmful prompts" in page and "Answers: overalign prompts" in page
     # nothing the page loads comes from the network: no external script/link/img in the markup
     # (the inlined plotly.js bundle mentions map-tile URLs in strings; those are not loaded)
     assert not re.search(r"<script[^>]*\ssrc=", page, re.IGNORECASE)
