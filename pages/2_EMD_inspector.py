@@ -36,14 +36,20 @@ response = st.text_area("Response (the tokens to score)", default_response, heig
 done_runs = [r.id for r in list_runs() if (r.path / "adapter" / "adapter_config.json").exists()]
 run_id = st.selectbox("Overlay a trained run (before vs after)", ["none", *done_runs])
 
-with readable_errors():
+@st.cache_resource(max_entries=16, show_spinner="Running the model over the response…")
+def per_token(spec: str, run_id: str, runs_root: str, prompt: str, response: str):
+    """The model's forward pass over one (model, adapter, prompt, response), cached: moving the
+    position, top-k or overlay re-renders from this instead of running the model again."""
     if run_id != "none":
-        model, tok, cost = cached_run_model(run_id, str(runs_dir()))
-        table, p_base, p_run, targets = inspect_before_after(model, tok, prompt, response, cost,
-                                                             base_context=model.disable_adapter)
-    else:
-        model, tok, cost = load_or_stop(spec)
-        table, p_base, p_run, targets = inspect_before_after(model, tok, prompt, response, cost)
+        model, tok, cost = cached_run_model(run_id, runs_root)
+        return inspect_before_after(model, tok, prompt, response, cost, base_context=model.disable_adapter)
+    model, tok, cost = load_or_stop(spec)
+    return inspect_before_after(model, tok, prompt, response, cost)
+
+
+with readable_errors():
+    model, tok, cost = cached_run_model(run_id, str(runs_dir())) if run_id != "none" else load_or_stop(spec)
+    table, p_base, p_run, targets = per_token(spec, run_id, str(runs_dir()), prompt, response)
 
 labels = [f"{i}:{t}" for i, t in zip(table["position"], table["token"])]
 fig = go.Figure()
@@ -54,7 +60,8 @@ fig.add_bar(name="lower bound, base", x=labels, y=table["lb_base"], customdata=t
 if p_run is not None:
     fig.add_bar(name=f"EMD, {run_id}", x=labels, y=table["emd_run"], customdata=table["top_run"],
                 hovertemplate="%{x}<br>EMD %{y:.3f}<br>top: %{customdata}<extra></extra>")
-fig.update_layout(barmode="group", height=400, yaxis_title="cost", margin=dict(t=30))
+fig.update_layout(barmode="group", height=400, yaxis_title="EMD to the token (higher = further from it)",
+                  xaxis_title="response token", margin=dict(t=30))
 st.plotly_chart(fig, width="stretch")
 
 m = st.columns(3)

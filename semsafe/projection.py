@@ -17,6 +17,12 @@ def projection_path(model_spec: str, n_tokens: int, dims: int, which: str = "inp
     return cache_dir() / "projections" / f"{key}.npy"
 
 
+def projection_estimate_s(n_tokens: int) -> float:
+    """Rough seconds for a projection on 2 cores, from bench/projection.py's measurements
+    (2,000 tokens 24 s, 5,000 46 s with 200 epochs; larger sets run 100 epochs)."""
+    return 15 + n_tokens * (0.006 if n_tokens <= 10_000 else 0.0008)
+
+
 def cached_projection(model_spec: str, n_tokens: int, dims: int = 2, which: str = "input"):
     path = projection_path(model_spec, n_tokens, dims, which)
     if path.exists():
