@@ -84,3 +84,14 @@ def test_fine_tune_launches_a_background_run_and_shows_progress(runs, embedded):
     at = page("pages/3_Fine_tune.py").run()
     assert not at.exception
     assert any("done" in s.value for s in at.success)
+
+
+def test_playground_teaches_that_nll_not_minus_nll_is_unbounded(runs):
+    at = page("pages/5_Playground.py").run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert "NLL is unbounded above" in text and "unlike −NLL" not in text
+    assert "as used (sliders rescaled to sum to 1)" in text
+    at.slider(key="p-kill").set_value(1.0).run()  # the slider reads 1.00; the maths uses the share
+    used = next(c.value for c in at.caption if c.value.startswith("P as used"))
+    assert "kill 0.51" in used
