@@ -35,7 +35,7 @@ with col2:
     st.caption("The lesson path, in order:")
     st.page_link("pages/1_Cost_matrix.py", label="1 · Cost matrix: which tokens are close", icon=":material/grid_on:")
     st.page_link("pages/2_EMD_inspector.py", label="2 · EMD inspector: the loss token by token", icon=":material/search:")
-    st.page_link("pages/5_Playground.py", label="3 · Playground: EMD vs NLL on a toy vocabulary", icon=":material/school:")
+    st.page_link("pages/5_Playground.py", label="3 · Playground: EMD vs NLL, hands on", icon=":material/school:")
     st.page_link("pages/3_Fine_tune.py", label="4 · Fine-tune: train with the penalty", icon=":material/model_training:")
     st.page_link("pages/4_Compare.py", label="5 · Compare: before and after", icon=":material/compare_arrows:")
 with col3:

@@ -7,6 +7,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from semsafe.ui import glossary
 from semsafe.toy import OBJECTIVES, bounded_vs_unbounded, normalise, optimise, toy_cost, toy_quantities
 
 st.set_page_config(page_title="semsafe · playground", layout="wide")
@@ -14,6 +15,7 @@ st.title("Playground")
 st.caption("Eight words with 2-D embeddings (angle = meaning). Set the model's distribution P and "
            "a target Q; the exact transport plan is solved by POT as you move the sliders.")
 
+glossary()  # no model on this page, so no model picker: the glossary stands alone in the sidebar
 words, cost, emb = toy_cost()
 left, mid, right = st.columns([1, 1, 2])
 with left:
@@ -24,7 +26,7 @@ with mid:
     st.markdown("**Target Q**")
     q_raw = [st.slider(f"Q({w})", 0.0, 1.0, v, 0.01, key=f"q-{w}")
              for w, v in zip(words, [0.7, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])]
-    target = st.selectbox("harmful token y (for EMD to one-hot and −NLL)", words, index=0)
+    target = st.selectbox("harmful token y (for EMD to one-hot and NLL)", words, index=0)
 p, q = normalise(p_raw), normalise(q_raw)
 t = words.index(target)
 for name, raw, dist in (("P", p_raw, p), ("Q", q_raw, q)):
@@ -92,7 +94,7 @@ frames = pd.DataFrame([{"step": k, "objective": OBJECTIVES[name], "word": w, "P"
                        for name, r in runs.items() for k in range(0, steps + 1, max(1, steps // 30))
                        for i, w in enumerate(words)])
 bars = px.bar(frames, x="word", y="P", color="objective", barmode="group", animation_frame="step",
-              range_y=[0, 1], title=f"Where the probability mass goes (words in order of angle from {target})")
+              range_y=[0, 1], title="Where the probability mass goes (words in order of their angle on the circle)")
 bars.update_layout(height=420, yaxis_title="probability", xaxis_title="word")
 st.plotly_chart(bars, width="stretch")
 left, right = st.columns(2)

@@ -19,8 +19,9 @@ ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
+# the lesson path, in the navigation's order
 PAGES = {"home": "", "cost_matrix": "Cost_matrix", "emd_inspector": "EMD_inspector",
-         "fine_tune": "Fine_tune", "compare": "Compare", "playground": "Playground"}
+         "playground": "Playground", "fine_tune": "Fine_tune", "compare": "Compare"}
 
 
 def _need_browser():
@@ -98,6 +99,11 @@ def test_every_page_in_a_real_browser(name, server, browser):
     errors = page.locator('[data-testid="stAlertContentError"]')
     assert errors.count() == 0, errors.all_inner_texts()
     assert page.locator("h1").first.inner_text().strip()
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    # the navigation names every page in lesson order, Home first (not the script name "app")
+    order = [nav.find(t) for t in ("Home", "Cost matrix", "EMD inspector", "Playground", "Fine-tune", "Compare")]
+    assert -1 not in order and order == sorted(order), nav
+    assert "Glossary" in page.locator('[data-testid="stSidebar"]').inner_text()
     page.close()
 
 
