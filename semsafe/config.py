@@ -61,6 +61,7 @@ class ObjectiveSettings:
     npo_beta: float = 0.1
     cost_embeddings: str = "input"  # input embeddings or LM-head rows ("output")
     lb_target: str = "token"  # emd_lb: the harmful token (one-hot) or "reference" (frozen base model)
+    fused: bool = True  # fused chunked EMD / bound terms; false: the plain reference implementation
 
 
 @dataclass

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from .cost import SemanticCost
 from .emd import emd_lower_bound, emd_to_token
 from .errors import SemsafeError
+from .fused import emd_to_token_from_logits, lower_bound_to_token_from_logits
 
 
 @dataclass
@@ -25,11 +26,17 @@ class ObjectiveContext:
     token_weighting: str = "all"  # "all" or "first:N" (only the first N answer tokens)
     npo_beta: float = 0.1
     lb_target: str = "token"  # emd_lb: "token" (one-hot harmful token) or "reference" (frozen base)
+    fused: bool = True  # the fused, chunked EMD terms (semsafe/fused.py); False: the plain reference
     # a context manager under which the model is the frozen reference (adapters disabled)
     reference: object = None
 
 
 # --- shared pieces -------------------------------------------------------------------------
+
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """At least float32 for losses (bf16 logits are upcast; float64 stays float64)."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
 
 def causal_lm_terms(model, part):
     """(logits at positions that predict a label (N, |V|), those labels (N,), row of each (N,))."""
@@ -59,12 +66,15 @@ def token_weights(labels_part, rows, scheme: str) -> torch.Tensor:
 
 def retain_ce(model, batch):
     logits, labels, _ = causal_lm_terms(model, batch["retain"])
-    return F.cross_entropy(logits.float(), labels)
+    return F.cross_entropy(upcast(logits), labels)
 
 
 def harmful_emd(logits, labels, ctx) -> torch.Tensor:
-    """Per-token exact EMD from the model's next-token distribution to the harmful token."""
-    return emd_to_token(logits.float().softmax(-1), labels, ctx.cost)
+    """Per-token exact EMD from the model's next-token distribution to the harmful token: the
+    fused computation when it will be differentiated, the plain one when only measured."""
+    if ctx.fused and torch.is_grad_enabled() and logits.requires_grad:
+        return emd_to_token_from_logits(logits, labels, ctx.cost)
+    return emd_to_token(upcast(logits).softmax(-1), labels, ctx.cost)
 
 
 def reference_terms(model, part, ctx):
@@ -73,12 +83,12 @@ def reference_terms(model, part, ctx):
         raise SemsafeError("this objective needs a reference model: train with LoRA (lora.enabled: true)")
     with torch.no_grad(), ctx.reference():
         logits, labels, rows = causal_lm_terms(model, part)
-    return logits.float(), labels, rows
+    return upcast(logits), labels, rows
 
 
 def sequence_logprob(logits, labels, rows, n_rows):
-    tok = -F.cross_entropy(logits.float(), labels, reduction="none")
-    return torch.zeros(n_rows, device=tok.device).index_add(0, rows, tok)
+    tok = -F.cross_entropy(upcast(logits), labels, reduction="none")
+    return torch.zeros(n_rows, device=tok.device, dtype=tok.dtype).index_add(0, rows, tok)
 
 
 # --- the objectives ------------------------------------------------------------------------
@@ -139,11 +149,15 @@ class EMDLowerBound(Objective):
         if ctx.lb_target not in ("token", "reference"):
             raise SemsafeError(f"options.lb_target must be 'token' or 'reference', not {ctx.lb_target!r}")
         logits, labels, rows = causal_lm_terms(model, batch["harmful"])
-        p = logits.float().softmax(-1)
-        target = labels if ctx.lb_target == "token" else reference_terms(model, batch["harmful"], ctx)[0].softmax(-1)
         w = token_weights(labels, rows, ctx.token_weighting)
-        bound = (emd_lower_bound(p, target, ctx.cost) * w).sum()
-        emd = (emd_to_token(p.detach(), labels, ctx.cost) * w).sum()
+        if ctx.lb_target == "token" and ctx.fused:
+            bound = (lower_bound_to_token_from_logits(logits, labels, ctx.cost) * w).sum()
+        else:
+            p = upcast(logits).softmax(-1)
+            target = labels if ctx.lb_target == "token" else reference_terms(model, batch["harmful"], ctx)[0].softmax(-1)
+            bound = (emd_lower_bound(p, target, ctx.cost) * w).sum()
+        with torch.no_grad():
+            emd = (harmful_emd(logits, labels, ctx) * w).sum()
         return -bound, {"lb_harmful": bound.detach(), "emd_harmful": emd}
 
 
@@ -154,7 +168,7 @@ class GradientAscent(Objective):
     def harmful_term(self, model, batch, ctx):
         logits, labels, rows = causal_lm_terms(model, batch["harmful"])
         w = token_weights(labels, rows, ctx.token_weighting)
-        nll = (F.cross_entropy(logits.float(), labels, reduction="none") * w).sum()
+        nll = (F.cross_entropy(upcast(logits), labels, reduction="none") * w).sum()
         with torch.no_grad():
             emd = (harmful_emd(logits, labels, ctx) * w).sum()
         return -nll, {"nll_harmful": nll.detach(), "emd_harmful": emd}
@@ -167,7 +181,7 @@ class Unlikelihood(Objective):
     def harmful_term(self, model, batch, ctx):
         logits, labels, rows = causal_lm_terms(model, batch["harmful"])
         w = token_weights(labels, rows, ctx.token_weighting)
-        logp = logits.float().log_softmax(-1).gather(1, labels[:, None]).squeeze(1)
+        logp = upcast(logits).log_softmax(-1).gather(1, labels[:, None]).squeeze(1)
         # log(1 - p) = log(-expm1(log p)), clamped so p -> 1 stays finite
         ul = (-torch.log(-torch.expm1(logp.clamp(max=-1e-6))) * w).sum()
         with torch.no_grad():
@@ -202,7 +216,7 @@ class RefusalSFT(Objective):
 
     def harmful_term(self, model, batch, ctx):
         logits, labels, _ = causal_lm_terms(model, batch["refusal"])
-        ce_ref = F.cross_entropy(logits.float(), labels)
+        ce_ref = F.cross_entropy(upcast(logits), labels)
         return ce_ref, {"ce_refusal": ce_ref.detach()}
 
 

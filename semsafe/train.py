@@ -291,6 +291,7 @@ def _build_trainer(cfg: TrainConfig, run: Run, model_and_tokenizer=None) -> TASF
     ctx = ObjectiveContext(cost=cost.to(args.device), lam=cfg.lam,
                            token_weighting=cfg.options.token_weighting,
                            npo_beta=cfg.options.npo_beta, lb_target=cfg.options.lb_target,
+                           fused=cfg.options.fused,
                            reference=reference)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     return TASFTTrainer(model=model, args=args, train_dataset=data, data_collator=make_collator(pad),
