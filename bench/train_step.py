@@ -6,9 +6,13 @@ the timed steps; objectives are run in two interleaved rounds and the faster rou
 
     .venv/bin/python bench/train_step.py                  # all objectives, ~6 min on 2 cores
     .venv/bin/python bench/train_step.py --objectives sft,emd --steps 2 --rounds 1   # quick
+    .venv/bin/python bench/train_step.py --objectives ga,emd,emd@plain,emd_lb,emd_lb@plain  # fused vs plain
+
+`NAME@plain` runs an objective with the plain (unfused) EMD implementation.
 
 On a GPU machine the same script measures CUDA time and torch.cuda.max_memory_allocated.
-Targets (issue 4): emd and emd_lb within 1.10x of sft's step time and 1.15x of its peak memory.
+Target: emd (and emd_lb) within 1.10x of ga's step time and 1.00x of its peak memory (ga runs
+the same forward and backward passes with a plain NLL term instead).
 """
 
 import argparse
@@ -50,8 +54,9 @@ ref = fixed(benign[2 * {batch}:3 * {batch}], {seq})
 collate = make_collator(tok.pad_token_id)
 batch = collate([{{"retain": [a], "harmful": [b], "refusal": [c]}} for a, b, c in zip(rows, harm, ref)])
 batch = {{k: {{kk: vv.to(device) for kk, vv in v.items()}} for k, v in batch.items()}}
-obj = get_objective({objective!r})
-ctx = ObjectiveContext(cost=cost, lam=1.0, reference=model.disable_adapter)
+name, _, variant = {objective!r}.partition("@")
+obj = get_objective(name)
+ctx = ObjectiveContext(cost=cost, lam=1.0, reference=model.disable_adapter, fused=variant != "plain")
 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
 def step():
@@ -87,7 +92,7 @@ def measure(objective, steps, batch, seq, device):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--objectives", default="sft,emd,emd_lb,ga,unlikelihood,npo,refusal_sft")
+    parser.add_argument("--objectives", default="sft,ga,emd,emd@plain,emd_lb,emd_lb@plain,unlikelihood,npo,refusal_sft")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
@@ -104,12 +109,13 @@ def main():
     ref = best.get("sft") or best[objectives[0]]
     print(f"device {args.device}; batch {args.batch} retain + {args.batch} harmful x {args.seq} tokens; "
           f"LoRA r=8; {args.steps} timed steps, best of {args.rounds} rounds")
-    print(f"{'objective':<14}{'step s':>9}{'vs sft':>8}{'vs ga':>8}{'peak MB':>10}{'vs sft':>8}")
+    print(f"{'objective':<14}{'step s':>9}{'vs sft':>8}{'vs ga':>8}{'peak MB':>10}{'vs sft':>8}{'vs ga':>8}")
     for name in objectives:
         r = best[name]
         vs_ga = f"{r['step_s'] / best['ga']['step_s']:.2f}x" if "ga" in best else "-"
+        mem_ga = f"{r['peak_bytes'] / best['ga']['peak_bytes']:.2f}x" if "ga" in best else "-"
         print(f"{name:<14}{r['step_s']:9.2f}{r['step_s'] / ref['step_s']:7.2f}x{vs_ga:>8}"
-              f"{r['peak_bytes'] / 1e6:10.0f}{r['peak_bytes'] / ref['peak_bytes']:7.2f}x")
+              f"{r['peak_bytes'] / 1e6:10.0f}{r['peak_bytes'] / ref['peak_bytes']:7.2f}x{mem_ga:>8}")
 
 
 if __name__ == "__main__":
