@@ -22,8 +22,10 @@ def main():
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu")
     args = parser.parse_args()
-    model, tok = load_model()
+    model, tok = load_model(device=args.device)
+    print(f"device {args.device}")
     prompts = [r.prompt for r in load_set("advbench")[:args.n]]
     generate_answers(model, tok, prompts[:2], max_new_tokens=4, batch_size=2, progress=False)  # warm-up
     results = {}

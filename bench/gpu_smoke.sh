@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
-# GPU smoke check: 50 steps of `emd` on the embedded model, with step time and memory printed.
-# Run wherever a GPU is available (never required for CI):  bash bench/gpu_smoke.sh
-# It installs the project into .venv with the default torch pin (a CUDA build off this machine),
-# then measures sft and emd side by side and runs a 50-step emd training run.
+# GPU smoke check (about 5 minutes on one GPU; never required for CI):  bash bench/gpu_smoke.sh
+# 1. `ga` and `emd` (fused, and the plain reference) on the embedded model in bf16: step time,
+#    tokens/s and peak CUDA memory, side by side;
+# 2. generation tokens/s at batch 1 and 16 (an evaluation's main cost).
+# It installs the project into .venv with the default torch pin (a CUDA build off this machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make install
-export SEMSAFE_RUNS="${SEMSAFE_RUNS:-$PWD/runs-gpu-smoke}"
 .venv/bin/python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device visible'; print(torch.cuda.get_device_name(0))"
-.venv/bin/python bench/train_step.py --objectives sft,emd,emd_lb,ga --steps 10 --rounds 1 --device cuda
-start=$(date +%s)
-.venv/bin/semsafe train --config configs/tasft-emd.yaml --set train.steps=50 --set train.logging_steps=10 \
-    --set train.save_steps=50 --run-id "gpu-smoke-$(date +%s)"
-echo "50-step emd run (prepare included on first use): $(( $(date +%s) - start )) s"
-.venv/bin/python -c "import torch; print(f'peak CUDA memory in this check: see bench rows above')"
+.venv/bin/python bench/train_step.py --objectives ga,emd,emd@plain,emd_lb --steps 10 --rounds 2 --device cuda --bf16
+.venv/bin/python bench/generate.py --n 32 --batch 16

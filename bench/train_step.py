@@ -61,7 +61,8 @@ opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1
 
 def step():
     opt.zero_grad(set_to_none=True)
-    loss, _ = obj(model, batch, ctx)
+    with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled={bf16!r}):  # as the Trainer's bf16
+        loss, _ = obj(model, batch, ctx)
     loss.backward()
     opt.step()
 
@@ -82,8 +83,9 @@ print(json.dumps({{"objective": {objective!r}, "step_s": elapsed, "peak_bytes": 
 """
 
 
-def measure(objective, steps, batch, seq, device):
-    code = CHILD.format(root=str(ROOT), objective=objective, steps=steps, batch=batch, seq=seq, device=device)
+def measure(objective, steps, batch, seq, device, bf16=False):
+    code = CHILD.format(root=str(ROOT), objective=objective, steps=steps, batch=batch, seq=seq, device=device,
+                        bf16=bf16)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{objective} failed:\n{out.stderr[-3000:]}")
@@ -98,23 +100,24 @@ def main():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast, as train.precision: bf16")
     args = parser.parse_args()
     objectives = args.objectives.split(",")
     best = {}
     for _ in range(args.rounds):
         for name in objectives:
-            r = measure(name, args.steps, args.batch, args.seq, args.device)
+            r = measure(name, args.steps, args.batch, args.seq, args.device, args.bf16)
             if name not in best or r["step_s"] < best[name]["step_s"]:
                 best[name] = r
     ref = best.get("sft") or best[objectives[0]]
-    print(f"device {args.device}; batch {args.batch} retain + {args.batch} harmful x {args.seq} tokens; "
-          f"LoRA r=8; {args.steps} timed steps, best of {args.rounds} rounds")
-    print(f"{'objective':<14}{'step s':>9}{'vs sft':>8}{'vs ga':>8}{'peak MB':>10}{'vs sft':>8}{'vs ga':>8}")
+    print(f"device {args.device}{' bf16' if args.bf16 else ''}; batch {args.batch} retain + {args.batch} harmful "
+          f"x {args.seq} tokens; LoRA r=8; {args.steps} timed steps, best of {args.rounds} rounds")
+    print(f"{'objective':<14}{'step s':>9}{'tokens/s':>10}{'vs sft':>8}{'vs ga':>8}{'peak MB':>10}{'vs sft':>8}{'vs ga':>8}")
     for name in objectives:
         r = best[name]
         vs_ga = f"{r['step_s'] / best['ga']['step_s']:.2f}x" if "ga" in best else "-"
         mem_ga = f"{r['peak_bytes'] / best['ga']['peak_bytes']:.2f}x" if "ga" in best else "-"
-        print(f"{name:<14}{r['step_s']:9.2f}{r['step_s'] / ref['step_s']:7.2f}x{vs_ga:>8}"
+        print(f"{name:<14}{r['step_s']:9.2f}{r['tokens'] / r['step_s']:10.0f}{r['step_s'] / ref['step_s']:7.2f}x{vs_ga:>8}"
               f"{r['peak_bytes'] / 1e6:10.0f}{r['peak_bytes'] / ref['peak_bytes']:7.2f}x{mem_ga:>8}")
 
 
