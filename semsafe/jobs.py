@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import SemsafeError
 from .runs import Run, runs_dir
-from .store import atomic_write_json, hold_lock, lock_is_held
+from .store import atomic_write_json, effective_state, hold_lock
 
 
 def device_name() -> str:
@@ -152,13 +152,7 @@ class Job:
 
     @property
     def state(self) -> str:
-        status = self.status
-        state = status.get("state", "unknown")
-        if state == "queued" and time.time() - status.get("updated", 0) < 60:
-            return state
-        if state in ("queued", "running") and not lock_is_held(self.path / ".lock"):
-            return "died"
-        return state
+        return effective_state(self.status, self.path / ".lock")
 
     def running(self):
         return hold_lock(self.path / ".lock", f"job {self.id} is already being run by another process")

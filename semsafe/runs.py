@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from .errors import SemsafeError
-from .store import atomic_write_text, hold_lock, lock_is_held
+from .store import atomic_write_text, effective_state, hold_lock, lock_is_held
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -109,13 +109,7 @@ class Run:
     def state(self) -> str:
         """The status's state, or ``died`` when it says queued/running but no process holds the
         run (killed, crashed machine): its last step and checkpoints are still there."""
-        status = self.status
-        state = status.get("state", "unknown")
-        if state == "queued" and time.time() - status.get("updated", 0) < 60:
-            return state  # just launched: its process is starting and will take the lock
-        if state in ("queued", "running") and not self.is_live():
-            return "died"
-        return state
+        return effective_state(self.status, self.path / ".lock")
 
     def append_metrics(self, row: dict) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:

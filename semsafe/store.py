@@ -156,3 +156,16 @@ def lock_is_held(path) -> bool:
             return True
         fcntl.flock(fh, fcntl.LOCK_UN)
         return False
+
+
+def effective_state(status: dict, lock_path, grace_s: float = 60) -> str:
+    """A run's or job's state as it really is: ``died`` when its status says queued or running
+    but no process holds its lock (a just-launched one gets ``grace_s`` to take it)."""
+    import time
+
+    state = status.get("state", "unknown")
+    if state == "queued" and time.time() - status.get("updated", 0) < grace_s:
+        return state
+    if state in ("queued", "running") and not lock_is_held(lock_path):
+        return "died"
+    return state
