@@ -218,7 +218,11 @@ def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = Tr
     partial = subject.out_dir / f"{suite}.partial.jsonl"
     # a resumed row is reused only for the very same prompt text (ids can be reused by edited files)
     prompts = {r.id: r.prompt for r in records}
-    done = {k: v for k, v in _read_partial(partial).items() if k in prompts and v.get("prompt") == prompts[k]}
+    finished = subject.out_dir / f"{suite}.parquet"  # rows of an earlier finished eval, same settings
+    earlier = ({row["id"]: row for row in pd.read_parquet(finished).to_dict(orient="records")}
+               if finished.exists() else {})
+    earlier.update(_read_partial(partial))
+    done = {k: v for k, v in earlier.items() if k in prompts and v.get("prompt") == prompts[k]}
     todo = [r for r in records if r.id not in done]
     if todo:
         from tqdm.auto import tqdm

@@ -221,3 +221,19 @@ def test_compare_names_a_damaged_summary(tmp_path):
     (bad / "summary.json").write_text('{"suites": {"harm')
     with pytest.raises(SemsafeError, match="is damaged"):
         compare_table([str(good), str(bad)])
+
+
+def test_finished_rows_are_reused_when_the_same_eval_runs_again(tiny, tmp_path):
+    import contextlib
+
+    model, tok = tiny
+    subject = Subject("base:tiny", model, tok, contextlib.nullcontext, tmp_path / "eval")
+    cfg = EvalConfig(suites=["harmful"], n_prompts=3, max_new_tokens=4)
+    evaluate(subject, cfg, progress=False)
+    path = subject.out_dir / "harmful.parquet"
+    table = pd.read_parquet(path)
+    table.loc[0, "response"] = "KEPT FROM THE FIRST RUN"
+    table.to_parquet(path, index=False)
+    evaluate(subject, cfg, progress=False)  # same settings: nothing is generated again
+    again = pd.read_parquet(path)
+    assert again.loc[0, "response"] == "KEPT FROM THE FIRST RUN" and len(again) == 3
