@@ -69,9 +69,10 @@ class TrainConfig:
     model: str = "smollm2-135m-instruct"
     objective: str = "emd"
     lam: float = 1.0  # written `lambda` in YAML
-    # fixed: λ as given. ratio: λ is the target ratio ||λ∇H|| / ||∇CE(retain)||, measured on the
-    # first `calibration_steps` batches and then held fixed (objectives compared at equal strength)
-    lambda_mode: str = "fixed"
+    # ratio (the default, as in the shipped configs): λ is the target ratio ||λ∇H|| / ||∇CE(retain)||,
+    # measured on the first `calibration_steps` batches and then held fixed, so objectives compare
+    # at equal strength. fixed: λ multiplies the harmful term as given.
+    lambda_mode: str = "ratio"
     calibration_steps: int = 4
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainSettings = field(default_factory=TrainSettings)

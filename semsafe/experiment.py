@@ -31,6 +31,7 @@ METRICS = [("harmful", "harmful_rate", "harmful", "lower"),
            ("fluency", "ppl_reference", "ppl (reference, secondary)", "lower")]
 DELTA_METRICS = [m for m in METRICS if m[1] not in ("distinct_2",)]  # distinct-2 is pooled: no pairs
 EXPERIMENT_OVERRIDES = ["train.lr=1e-3", "train.save_steps=1000"]
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tasft-emd.yaml"  # λ mode ratio 1.0
 
 
 def plan(objectives, sizes, seeds, steps, config=None, overrides=()) -> tuple[dict, object, list]:
@@ -38,7 +39,7 @@ def plan(objectives, sizes, seeds, steps, config=None, overrides=()) -> tuple[di
     experiment trains, before anything runs (also what the leak test checks)."""
     from .prepare import PrepareConfig
 
-    base_values = load_config(config, [*EXPERIMENT_OVERRIDES, *overrides]).to_dict()
+    base_values = load_config(config or str(SHIPPED_CONFIG), [*EXPERIMENT_OVERRIDES, *overrides]).to_dict()
     split_seed = base_values["data"]["split_seed"]
     # answer enough harmful prompts that the largest harmful set can be filled after judging
     pcfg = PrepareConfig(model=base_values["model"], n_harmful=int(max(sizes) * 1.8) + 10,

@@ -44,3 +44,8 @@ def test_training_seed_does_not_move_the_split(train_seed):
     cfg = load_config("configs/tasft-emd.yaml", [f"train.seed={train_seed}"])
     assert prepare_config_for(cfg).seed == cfg.data.split_seed == 0
     assert not (training_pool(cfg) & evaluation_texts(cfg.data.split_seed))
+
+
+def test_the_experiment_compares_objectives_at_equal_strength():
+    base, _, runs = plan(["emd", "ga"], [10], [0], steps=4)
+    assert base["lambda_mode"] == "ratio" and all(v["lambda_mode"] == "ratio" for _, v in runs)
