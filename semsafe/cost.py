@@ -97,9 +97,13 @@ class SemanticCost:
         # clamp: rounding can put 1 - ê·ê a hair outside [0, 2] (e.g. -1e-7 on the diagonal)
         return (1.0 - self.unit @ self.unit[self._ids(y)]).clamp(0.0, 2.0)
 
-    def block(self, rows, cols) -> torch.Tensor:
-        """(len(rows), len(cols)) costs between two token lists."""
-        return (1.0 - self.unit[self._ids(rows)] @ self.unit[self._ids(cols)].T).clamp(0.0, 2.0)
+    def block(self, rows, cols, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """(len(rows), len(cols)) costs between two token lists, computed in ``dtype`` (default:
+        the embeddings' own; the exact LP asks for float64, like every value it is compared with)."""
+        a, b = self.unit[self._ids(rows)], self.unit[self._ids(cols)]
+        if dtype is not None:
+            a, b = a.to(dtype), b.to(dtype)
+        return (1.0 - a @ b.T).clamp(0.0, 2.0)
 
     def submatrix(self, ids) -> torch.Tensor:
         """(k, k) costs among the tokens ``ids``."""

@@ -88,7 +88,7 @@ def emd_exact(p: torch.Tensor, q: torch.Tensor, cost: SemanticCost,
         raise SemsafeError(
             f"the LP would have {len(rows)} x {len(cols)} cells (over {MAX_LP_CELLS:,}); "
             "pass top_k (e.g. top_k=256) to restrict both distributions to their likeliest tokens")
-    costs = cost.block(rows, cols).double().cpu().numpy()
+    costs = cost.block(rows, cols, dtype=torch.float64).cpu().numpy()
     plan, info = ot.emd(a, b, costs, numItermax=10_000_000, log=True)
     if info.get("warning"):
         raise SemsafeError(f"the LP solver did not converge: {info['warning']}")
