@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import SemsafeError
 from .runs import Run, runs_dir
-from .store import atomic_write_json, effective_state, hold_lock
+from .store import atomic_write_json, effective_state, hold_lock, read_status
 
 
 def device_name() -> str:
@@ -140,12 +140,7 @@ class Job:
 
     @property
     def status(self) -> dict:
-        import json
-
-        try:
-            return json.loads((self.path / "status.json").read_text())
-        except (OSError, ValueError):
-            return {"state": "unknown"}
+        return read_status(self.path / "status.json")
 
     def write_status(self, **fields) -> None:
         atomic_write_json(self.path / "status.json", {**self.status, **fields, "updated": time.time()})

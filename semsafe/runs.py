@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from .errors import SemsafeError
-from .store import atomic_write_text, effective_state, hold_lock, lock_is_held
+from .store import atomic_write_text, effective_state, hold_lock, lock_is_held, read_status
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -68,10 +68,7 @@ class Run:
 
     @property
     def status(self) -> dict:
-        try:
-            return json.loads((self.path / "status.json").read_text())
-        except (OSError, ValueError):
-            return {"state": "unknown"}
+        return read_status(self.path / "status.json")
 
     def write_status(self, state: str, **fields) -> dict:
         if state not in STATES:

@@ -169,3 +169,11 @@ def effective_state(status: dict, lock_path, grace_s: float = 60) -> str:
     if state in ("queued", "running") and not lock_is_held(lock_path):
         return "died"
     return state
+
+
+def read_status(path) -> dict:
+    """A status.json as written by a run or a job; a missing or half-read one is "unknown"."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {"state": "unknown"}
