@@ -160,7 +160,8 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     if subject.split_seed is not None and subject.split_seed != cfg.held_out_seed:
         cfg = replace(cfg, held_out_seed=subject.split_seed)
     subject.out_dir.mkdir(parents=True, exist_ok=True)
-    check_prompt_lengths(subject, cfg)
+    prompts = {suite: suite_prompts(suite, cfg, subject.prepared) for suite in cfg.suites}  # read once
+    check_prompt_lengths(subject, cfg, prompts)
     meta = subject.out_dir / "eval_config.json"
     if meta.exists():
         try:
@@ -179,7 +180,7 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
                "split": {"seed": cfg.held_out_seed, "prepared": subject.prepared}, "prompts": {}}
     started = time.time()
     for suite in cfg.suites:
-        table = run_suite(subject, suite, cfg, progress, on_progress)
+        table = run_suite(subject, suite, cfg, progress, on_progress, records=prompts[suite])
         atomic_write_parquet(subject.out_dir / f"{suite}.parquet", table)
         (subject.out_dir / f"{suite}.partial.jsonl").unlink(missing_ok=True)
         summary["suites"][suite] = summarise(suite, table, cfg)
@@ -189,14 +190,14 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     return summary
 
 
-def check_prompt_lengths(subject: Subject, cfg: EvalConfig) -> None:
+def check_prompt_lengths(subject: Subject, cfg: EvalConfig, prompts: dict) -> None:
     """Every prompt plus its answer must fit the model's context; say so before generating."""
     from .chat import prompt_ids
     from .models import model_context_length
 
     limit = model_context_length(subject.model)
-    for suite in cfg.suites:
-        for r in suite_prompts(suite, cfg, subject.prepared):
+    for suite, records in prompts.items():
+        for r in records:
             n = len(prompt_ids(subject.tokenizer, r.prompt))
             if n + cfg.max_new_tokens > limit:
                 raise SemsafeError(
@@ -212,9 +213,9 @@ def judge_versions() -> dict:
 
 
 def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = True,
-              on_progress=None) -> pd.DataFrame:
+              on_progress=None, records=None) -> pd.DataFrame:
     """One suite's rows; ``on_progress(suite, done, total)`` after every batch."""
-    records = suite_prompts(suite, cfg, subject.prepared)
+    records = records if records is not None else suite_prompts(suite, cfg, subject.prepared)
     partial = subject.out_dir / f"{suite}.partial.jsonl"
     # a resumed row is reused only for the very same prompt text (ids can be reused by edited files)
     prompts = {r.id: r.prompt for r in records}
