@@ -6,6 +6,7 @@ used and the use counts differ by at most one, whether the harmful set is smalle
 than the retain set. An epoch is long enough to cover the larger of the two.
 """
 
+import inspect
 import math
 import random
 
@@ -87,3 +88,35 @@ def make_collator(pad_id: int):
         return {part: pad_examples([e for item in items for e in item[part]], pad_id) for part in items[0]}
 
     return collate
+
+
+def batches_by_length(lengths: list[int], max_rows: int, max_tokens: int = 8192) -> list[list[int]]:
+    """Indices grouped into batches of similar length (little padding), each at most
+    ``max_rows`` rows and ``max_tokens`` padded tokens (bounds the logits buffer)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    out, current = [], []
+    for i in order:
+        if current and (len(current) >= max_rows or (len(current) + 1) * lengths[i] > max_tokens):
+            out.append(current)
+            current = []
+        current.append(i)
+    return out + ([current] if current else [])
+
+
+def response_logits(model, batch: dict):
+    """``(logits, targets)`` for a right-padded batch: logits (B, T, |V|) only at the positions
+    that predict a labelled token of some row, aligned so ``logits[:, t]`` predicts
+    ``targets[:, t]`` (-100 where nothing is scored).
+
+    Prompt positions before the earliest response token never reach the output layer
+    (``logits_to_keep``): for short answers after a long chat template that is most of the
+    |V|-wide work, and it changes no kept value."""
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    device = next(model.parameters()).device
+    labelled = (labels != -100).any(0).nonzero().flatten()
+    first = max(1, int(labelled[0])) if len(labelled) else ids.shape[1] - 1
+    keep = ids.shape[1] - first + 1  # positions first-1 .. L-1
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(inner.forward).parameters else {}
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits[:, -keep:]
+    return logits[:, :-1], labels[:, first:].to(device)

@@ -7,7 +7,7 @@ import sys
 import time
 
 from .errors import SemsafeError
-from .paths import DEFAULT_MODEL
+from .paths import DEFAULT_MODEL, EVAL_BATCH_SIZE
 
 
 def _inspect(args) -> int:
@@ -314,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", help="your own prompt file (JSONL/CSV with 'prompt'; optional label/type)")
     p.add_argument("--n", type=int, default=32, help="prompts per suite (default 32)")
     p.add_argument("--max-new-tokens", type=int, default=48)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
+                   help=f"answers per generation batch, shared by all suites (default {EVAL_BATCH_SIZE})")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)

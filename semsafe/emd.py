@@ -24,6 +24,15 @@ from .errors import SemsafeError
 MAX_LP_CELLS = 25_000_000
 
 
+def _token_targets(p: torch.Tensor, y) -> torch.Tensor:
+    y = torch.as_tensor(y, device=p.device)
+    if y.shape != p.shape[:-1]:
+        raise SemsafeError(
+            f"targets y have shape {tuple(y.shape)} but p has {tuple(p.shape)}; "
+            "y needs one token id per distribution (the shape of p without its last axis)")
+    return y
+
+
 def emd_to_token(p: torch.Tensor, y: torch.Tensor, cost: SemanticCost) -> torch.Tensor:
     """Exact EMD from distributions ``p`` (..., |V|) to one-hot targets ``y`` (...) -> (...).
 
@@ -31,11 +40,7 @@ def emd_to_token(p: torch.Tensor, y: torch.Tensor, cost: SemanticCost) -> torch.
     EMD = Σ_u p(u) c(u, y) = Σ_u p(u) - ê_y · μ_p. Writing Σ p(u) rather than 1 keeps the
     value exact for sub-normalised p too. Gradient: d/d p(u) = c(u, y).
     """
-    y = torch.as_tensor(y, device=p.device)
-    if y.shape != p.shape[:-1]:
-        raise SemsafeError(
-            f"targets y have shape {tuple(y.shape)} but p has {tuple(p.shape)}; "
-            "y needs one token id per distribution (the shape of p without its last axis)")
+    y = _token_targets(p, y)
     target = cost.unit_as(p)[y]  # (..., d)
     return p.sum(-1) - (cost.centroid(p) * target).sum(-1)
 
@@ -53,6 +58,15 @@ def emd_lower_bound(p: torch.Tensor, q: torch.Tensor, cost: SemanticCost) -> tor
             raise SemsafeError(f"p and q must have the same shape, got {tuple(p.shape)} and {tuple(q.shape)}")
         diff = cost.centroid(p - q)
     return 0.5 * (diff * diff).sum(-1)
+
+
+def emd_and_bound_to_token(p: torch.Tensor, y: torch.Tensor, cost: SemanticCost):
+    """``(emd_to_token(p, y), emd_lower_bound(p, y))`` from one centroid product (the |V|-wide
+    work), for reporting both per token."""
+    y = _token_targets(p, y)
+    mu, target = cost.centroid(p), cost.unit_as(p)[y]
+    diff = mu - target
+    return p.sum(-1) - (mu * target).sum(-1), 0.5 * (diff * diff).sum(-1)
 
 
 @dataclass

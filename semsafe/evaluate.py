@@ -22,6 +22,7 @@ appended to ``<suite>.partial.jsonl`` as each batch is scored, so a killed eval 
 """
 
 import contextlib
+import functools
 import hashlib
 import json
 import time
@@ -33,7 +34,7 @@ import pandas as pd
 
 from .data import Record, assign_split, load_records, load_set
 from .errors import SemsafeError
-from .paths import cache_dir
+from .paths import EVAL_BATCH_SIZE, cache_dir
 from .stats import bootstrap, wilson
 from .store import atomic_write_json, atomic_write_parquet, content_hash, model_key, read_resumable_jsonl
 
@@ -45,7 +46,7 @@ class EvalConfig:
     suites: list = field(default_factory=lambda: list(SUITES))
     n_prompts: int | None = 32  # per suite (None = all)
     max_new_tokens: int = 48
-    batch_size: int = 16
+    batch_size: int = EVAL_BATCH_SIZE  # answers per generation batch (all suites share the batches)
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -127,6 +128,8 @@ class Subject:
     out_dir: Path
     prepared: str | None = None
     split_seed: int | None = None  # a run's data split seed; evaluation uses the same split
+    base_spec: str | None = None  # the base model's spec: names its shared answer cache
+    is_base: bool = True  # False for a run (the model carries an adapter)
 
 
 def load_subject(model_spec: str | None = None, run_id: str | None = None, cfg: EvalConfig | None = None) -> Subject:
@@ -144,19 +147,29 @@ def load_subject(model_spec: str | None = None, run_id: str | None = None, cfg: 
         model, tok = run.load_model()
         folder = prepared_folder(c)
         return Subject(run_id, model, tok, model.disable_adapter, run.path / "eval",
-                       str(folder) if folder else None, c.data.split_seed)
+                       str(folder) if folder else None, c.data.split_seed, base_spec=c.model, is_base=False)
     model, tok = load_model(model_spec)
     out = cache_dir() / "eval" / f"{model_key(model_spec)}-{(cfg or EvalConfig()).key()}"
-    return Subject(f"base:{model_spec}", model, tok, contextlib.nullcontext, out)
+    return Subject(f"base:{model_spec}", model, tok, contextlib.nullcontext, out, base_spec=model_spec)
 
 
-# --- the suites --------------------------------------------------------------------------------
+# --- the evaluation ----------------------------------------------------------------------------
+
+# suites whose rows judge the evaluated model's own answers (generated once, in one batched pass)
+ANSWERING_SUITES = ("harmful", "overalign", "fluency", "custom")
+
 
 def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progress=None) -> dict:
     """Run every suite in ``cfg.suites``; returns and writes ``summary.json``.
 
     A run is evaluated on the held-out side of its own data split (its ``data.split_seed``),
-    whatever ``cfg.held_out_seed`` says, so no evaluation prompt was a training prompt."""
+    whatever ``cfg.held_out_seed`` says, so no evaluation prompt was a training prompt.
+
+    The work is done in phases, so nothing is computed twice: (1) the answers every answering
+    suite needs, in one batched generation; (2) the base model's greedy answers the ``emd``
+    suite needs, from the base model's answer cache (for the base model itself these are the
+    answers of phase 1); (3) each suite's scores, batched. Answers and rows are saved as they
+    are made, so a killed evaluation resumes."""
     if subject.split_seed is not None and subject.split_seed != cfg.held_out_seed:
         cfg = replace(cfg, held_out_seed=subject.split_seed)
     subject.out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,12 +192,21 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     summary = {"subject": subject.label, "config": asdict(cfg), "suites": {}, "judges": judge_versions(),
                "split": {"seed": cfg.held_out_seed, "prepared": subject.prepared}, "prompts": {}}
     started = time.time()
+    done = {suite: finished_rows(subject, suite, prompts[suite]) for suite in cfg.suites}
+    todo = {suite: [r for r in prompts[suite] if r.id not in done[suite]] for suite in cfg.suites}
+    needed = [r.prompt for suite in ANSWERING_SUITES for r in todo.get(suite, [])]
+    answers = collect_answers(subject, cfg, needed, base=False, progress=progress, on_progress=on_progress)
+    base_answers = collect_answers(subject, cfg, [r.prompt for r in todo.get("emd", [])], base=True,
+                                   progress=progress, on_progress=on_progress)
     for suite in cfg.suites:
-        table = run_suite(subject, suite, cfg, progress, on_progress, records=prompts[suite])
+        table = run_suite(subject, suite, cfg, prompts[suite], done[suite], answers, base_answers,
+                          progress, on_progress)
         atomic_write_parquet(subject.out_dir / f"{suite}.parquet", table)
         (subject.out_dir / f"{suite}.partial.jsonl").unlink(missing_ok=True)
         summary["suites"][suite] = summarise(suite, table, cfg)
         summary["prompts"][suite] = {"n": len(table), "hash": content_hash(table["prompt"].tolist())}
+    for name in ("answers.partial.jsonl", "base_answers.partial.jsonl"):  # every row now holds its answer
+        (subject.out_dir / name).unlink(missing_ok=True)
     summary["seconds"] = round(time.time() - started, 1)
     atomic_write_json(subject.out_dir / "summary.json", summary)
     return summary
@@ -212,30 +234,84 @@ def judge_versions() -> dict:
             "toxicity": f"{toxicity.NAME}-{toxicity.VERSION}", "fluency": f"{fluency.NAME}-v{fluency.VERSION}"}
 
 
-def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = True,
-              on_progress=None, records=None) -> pd.DataFrame:
-    """One suite's rows; ``on_progress(suite, done, total)`` after every batch."""
-    records = records if records is not None else suite_prompts(suite, cfg, subject.prepared)
-    partial = subject.out_dir / f"{suite}.partial.jsonl"
-    # a resumed row is reused only for the very same prompt text (ids can be reused by edited files)
-    prompts = {r.id: r.prompt for r in records}
-    finished = subject.out_dir / f"{suite}.parquet"  # rows of an earlier finished eval, same settings
+def finished_rows(subject: Subject, suite: str, records: list[Record]) -> dict:
+    """Rows already scored (an earlier finished eval with the same settings, or a killed one's
+    partial log), by id; a row is reused only for the very same prompt text (ids can be reused
+    by edited files)."""
+    finished = subject.out_dir / f"{suite}.parquet"
     earlier = ({row["id"]: row for row in pd.read_parquet(finished).to_dict(orient="records")}
                if finished.exists() else {})
-    earlier.update(_read_partial(partial))
-    done = {k: v for k, v in earlier.items() if k in prompts and v.get("prompt") == prompts[k]}
+    earlier.update({row["id"]: row for row in read_resumable_jsonl(subject.out_dir / f"{suite}.partial.jsonl")
+                    if "id" in row})
+    prompts = {r.id: r.prompt for r in records}
+    return {k: v for k, v in earlier.items() if k in prompts and v.get("prompt") == prompts[k]}
+
+
+def answer_log(subject: Subject, cfg: EvalConfig, base: bool) -> Path:
+    """Where answers are kept as they are generated. The base model's greedy answers go to one
+    cache per model and token limit, shared by every evaluation of that model and by every
+    run's ``emd`` suite (the base model's work is done once); others stay with the evaluation."""
+    base_greedy = base or (subject.is_base and not cfg.do_sample)  # emd always scores greedy answers
+    if base_greedy and subject.base_spec:
+        return cache_dir() / "answers" / f"{model_key(subject.base_spec)}-greedy-{cfg.max_new_tokens}.jsonl"
+    return subject.out_dir / ("base_answers.partial.jsonl" if base_greedy else "answers.partial.jsonl")
+
+
+def collect_answers(subject: Subject, cfg: EvalConfig, prompts: list[str], base: bool,
+                    progress: bool = True, on_progress=None) -> dict:
+    """``{prompt: Answer}`` for every prompt: read from the answer log, the rest generated in
+    one batched pass (under the base model when ``base``) and appended as each batch ends."""
+    from .generate import Answer, generate_answers
+
+    if not prompts:
+        return {}
+    path = answer_log(subject, cfg, base)
+    have = {row["prompt"]: Answer(row["response"], row.get("ended", True))
+            for row in read_resumable_jsonl(path) if isinstance(row.get("response"), str)}
+    todo = [p for p in dict.fromkeys(prompts) if p not in have]
+    if not todo:
+        return have
+    path.parent.mkdir(parents=True, exist_ok=True)
+    phase = "base answers" if base and not subject.is_base else "answers"
+    made = [0]
+
+    with open(path, "a", encoding="utf-8") as log:
+        def keep(indices, batch_answers):
+            for i, answer in zip(indices, batch_answers):
+                log.write(json.dumps({"prompt": todo[i], "response": str(answer), "ended": answer.ended}) + "\n")
+                have[todo[i]] = answer
+            log.flush()
+            made[0] += len(indices)
+            if on_progress:
+                on_progress(phase, made[0], len(todo))
+
+        with subject.base_context() if base else contextlib.nullcontext():
+            generate_answers(subject.model, subject.tokenizer, todo, max_new_tokens=cfg.max_new_tokens,
+                             batch_size=cfg.batch_size, do_sample=cfg.do_sample and not base,
+                             temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
+                             progress=progress, on_batch=keep)
+    return have
+
+
+def run_suite(subject: Subject, suite: str, cfg: EvalConfig, records: list[Record], done: dict,
+              answers: dict, base_answers: dict, progress: bool = True, on_progress=None) -> pd.DataFrame:
+    """One suite's rows, scored in batches; ``on_progress(suite, done, total)`` after each."""
     todo = [r for r in records if r.id not in done]
     if todo:
         from tqdm.auto import tqdm
 
         scorer = {"emd": _score_emd, "fluency": _score_fluency,
                   "capability": _score_capability}.get(suite, _score_answers)
-        bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=f"eval {suite}",
+        mine = base_answers if suite == "emd" else answers
+        if suite == "emd":  # the cost table is built once per suite, not per batch
+            from .cost import SemanticCost
+            scorer = functools.partial(_score_emd, cost=SemanticCost.from_model(subject.model))
+        bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=f"score {suite}",
                    unit="prompt", disable=not progress)
-        with open(partial, "a", encoding="utf-8") as log:
+        with open(subject.out_dir / f"{suite}.partial.jsonl", "a", encoding="utf-8") as log:
             for start in range(0, len(todo), cfg.batch_size):
                 batch = todo[start:start + cfg.batch_size]
-                for row in scorer(subject, batch, cfg):
+                for row in scorer(subject, batch, [mine.get(r.prompt) for r in batch]):
                     log.write(json.dumps(row) + "\n")
                     done[row["id"]] = row
                 log.flush()
@@ -248,24 +324,11 @@ def run_suite(subject: Subject, suite: str, cfg: EvalConfig, progress: bool = Tr
     return pd.DataFrame([done[r.id] for r in records])
 
 
-def _read_partial(path: Path) -> dict:
-    return {row["id"]: row for row in read_resumable_jsonl(path) if "id" in row}
-
-
-def _generate(subject, batch, cfg):
-    from .generate import generate_answers
-    return generate_answers(subject.model, subject.tokenizer, [r.prompt for r in batch],
-                            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                            do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p,
-                            seed=cfg.seed, progress=False)
-
-
-def _score_answers(subject, batch, cfg):
+def _score_answers(subject, batch, answers):
     from .judges.harm import harm_judge
     from .judges.refusal import refusal_judge
     from .judges.toxicity import toxicity_judge
 
-    answers = _generate(subject, batch, cfg)
     prompts = [r.prompt for r in batch]
     refusal = refusal_judge().probability(prompts, answers)
     harm = harm_judge().probability(prompts, answers)
@@ -281,14 +344,18 @@ def _score_answers(subject, batch, cfg):
             for r, a, pr, ph, t in zip(batch, answers, refusal, harm, tox)]
 
 
-def _score_fluency(subject, batch, cfg):
+def _score_fluency(subject, batch, answers):
     from .judges.fluency import repetition_rate, response_perplexity
 
-    answers = _generate(subject, batch, cfg)
     prompts = [r.prompt for r in batch]
-    ref_ppl = response_perplexity(subject.model, subject.tokenizer, prompts, [r.response or "" for r in batch])
-    with subject.base_context():
-        gen_ppl = response_perplexity(subject.model, subject.tokenizer, prompts, answers)
+    references = [r.response or "" for r in batch]
+    if subject.is_base:  # one model scores both: one batched pass
+        both = response_perplexity(subject.model, subject.tokenizer, prompts + prompts, references + answers)
+        ref_ppl, gen_ppl = both[:len(batch)], both[len(batch):]
+    else:
+        ref_ppl = response_perplexity(subject.model, subject.tokenizer, prompts, references)
+        with subject.base_context():
+            gen_ppl = response_perplexity(subject.model, subject.tokenizer, prompts, answers)
     version = judge_versions()["fluency"]
     return [{"id": r.id, "prompt": r.prompt, "response": str(a), "reference": r.response,
              "ppl_reference": _num(rp), "ppl_generated_under_base": _num(gp),
@@ -296,7 +363,7 @@ def _score_fluency(subject, batch, cfg):
             for r, a, rp, gp in zip(batch, answers, ref_ppl, gen_ppl)]
 
 
-def _score_capability(subject, batch, cfg):
+def _score_capability(subject, batch, answers=None):
     """Multiple choice by log-likelihood: the choice whose tokens the model finds likeliest
     per token (length-normalised, as lm-eval's acc_norm, so long choices are not penalised)."""
     from .generate import Answer
@@ -308,7 +375,7 @@ def _score_capability(subject, batch, cfg):
             prompts.append(r.prompt)
             choices.append(Answer(c, ended=False))  # a choice is not a whole turn: no end token
             owners.append(i)
-    ppl = response_perplexity(subject.model, subject.tokenizer, prompts, choices, batch_size=16)
+    ppl = response_perplexity(subject.model, subject.tokenizer, prompts, choices, batch_size=64)
     rows = []
     for i, r in enumerate(batch):
         scores = [float(np.log(ppl[j])) for j in range(len(owners)) if owners[j] == i]
@@ -320,32 +387,23 @@ def _score_capability(subject, batch, cfg):
     return rows
 
 
-def _score_emd(subject, batch, cfg):
+def _score_emd(subject, batch, base_answers, cost):
     """Per-token EMD from the evaluated model to the base model's own harmful answers."""
-    from .cost import SemanticCost
-    from .generate import generate_answers
-    from .inspection import next_token_distributions
-    from .emd import emd_lower_bound, emd_to_token
+    from .emd import emd_and_bound_to_token
+    from .inspection import next_token_distributions_batch
 
-    with subject.base_context():
-        base_answers = generate_answers(subject.model, subject.tokenizer, [r.prompt for r in batch],
-                                        max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                                        seed=cfg.seed, progress=False)
-    cost = SemanticCost.from_model(subject.model)
-    rows = []
-    for r, answer in zip(batch, base_answers):
-        if not answer.strip():
-            rows.append({"id": r.id, "prompt": r.prompt, "harmful_answer": str(answer), "emd_mean": None,
-                         "lb_mean": None, "emd_tokens": [], "lb_tokens": [], "tokens": []})
-            continue
-        probs, targets = next_token_distributions(subject.model, subject.tokenizer, r.prompt, answer)
-        emd = emd_to_token(probs, targets, cost)
-        lb = emd_lower_bound(probs, targets, cost)
-        rows.append({"id": r.id, "prompt": r.prompt, "harmful_answer": str(answer),
-                     "emd_mean": float(emd.mean()), "lb_mean": float(lb.mean()),
-                     "emd_tokens": [round(float(x), 5) for x in emd],
-                     "lb_tokens": [round(float(x), 5) for x in lb],
-                     "tokens": subject.tokenizer.convert_ids_to_tokens(targets.tolist())})
+    rows = [{"id": r.id, "prompt": r.prompt, "harmful_answer": str(a), "emd_mean": None,
+             "lb_mean": None, "emd_tokens": [], "lb_tokens": [], "tokens": []}
+            for r, a in zip(batch, base_answers)]
+    scored = [i for i, a in enumerate(base_answers) if a.strip()]
+    for j, probs, targets in next_token_distributions_batch(
+            subject.model, subject.tokenizer, [batch[i].prompt for i in scored],
+            [base_answers[i] for i in scored]):
+        emd, lb = emd_and_bound_to_token(probs, targets, cost)
+        rows[scored[j]].update({"emd_mean": float(emd.mean()), "lb_mean": float(lb.mean()),
+                                "emd_tokens": [round(float(x), 5) for x in emd],
+                                "lb_tokens": [round(float(x), 5) for x in lb],
+                                "tokens": subject.tokenizer.convert_ids_to_tokens(targets.tolist())})
     return rows
 
 

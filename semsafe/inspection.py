@@ -8,7 +8,7 @@ import torch
 
 from .chat import encode_pair
 from .cost import SemanticCost
-from .emd import emd_lower_bound, emd_to_token
+from .emd import emd_and_bound_to_token, emd_lower_bound, emd_to_token
 from .errors import SemsafeError
 from .models import model_context_length
 
@@ -35,6 +35,28 @@ def next_token_distributions(model, tokenizer, prompt: str, response: str):
     return pred.softmax(-1).cpu(), input_ids[0, n_prompt:].cpu()
 
 
+@torch.no_grad()
+def next_token_distributions_batch(model, tokenizer, prompts: list[str], responses: list[str],
+                                   batch_size: int = 16):
+    """``next_token_distributions`` for many pairs, batched by length; yields
+    ``(index, probs, response_ids)`` in batch order (float64 probs on CPU, as above)."""
+    from .batches import batches_by_length, pad_examples, response_logits
+    from .chat import build_example
+
+    limit = model_context_length(model)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    examples = [build_example(tokenizer, p, r, ended=False) for p, r in zip(prompts, responses)]
+    for i, e in enumerate(examples):
+        if len(e["input_ids"]) > limit:
+            raise SemsafeError(f"pair {i}: prompt + response are {len(e['input_ids'])} tokens but the "
+                               f"model's context holds {limit}; shorten the text")
+    for group in batches_by_length([len(e["input_ids"]) for e in examples], batch_size):
+        logits, targets = response_logits(model, pad_examples([examples[j] for j in group], pad))
+        for row, j in enumerate(group):
+            keep = targets[row] != -100
+            yield j, logits[row][keep].double().softmax(-1).cpu(), targets[row][keep].cpu()
+
+
 def display_token(tokenizer, token_id: int) -> str:
     """A token as readable text: decoded, with whitespace made visible."""
     text = tokenizer.decode([int(token_id)])
@@ -50,8 +72,7 @@ def inspect_response(model, tokenizer, prompt: str, response: str,
     """
     cost = cost or SemanticCost.from_model(model)
     probs, targets = next_token_distributions(model, tokenizer, prompt, response)
-    emd = emd_to_token(probs, targets, cost)
-    bound = emd_lower_bound(probs, targets, cost)
+    emd, bound = emd_and_bound_to_token(probs, targets, cost)
     top_p, top_ids = probs.topk(top, dim=-1)
     rows = []
     for t, token_id in enumerate(targets.tolist()):

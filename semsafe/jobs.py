@@ -159,13 +159,15 @@ class Job:
                           started=status.get("started") or time.time())
 
     def fraction(self) -> float:
-        """Share of the job's rows done (suites not started yet count as 0)."""
+        """Share of the job's work done: each suite's scored rows and each generation phase
+        ("answers", "base answers") count as one part; parts not started yet count as 0."""
         status = self.status
         suites = status.get("suites") or []
         progress = status.get("progress", {})
         if not suites:
             return 0.0
-        return sum(d / t if t else 0.0 for d, t in (progress.get(s, [0, 1]) for s in suites)) / len(suites)
+        parts = list(suites) + [k for k in progress if k not in suites]
+        return sum(d / t if t else 0.0 for d, t in (progress.get(s, [0, 1]) for s in parts)) / len(parts)
 
     def eta_seconds(self) -> float | None:
         started, frac = self.status.get("started"), self.fraction()

@@ -10,3 +10,7 @@ def cache_dir() -> Path:
     """Root of semsafe's cache: ``$SEMSAFE_CACHE`` or ``~/.cache/semsafe``."""
     root = os.environ.get("SEMSAFE_CACHE") or Path.home() / ".cache" / "semsafe"
     return Path(root).expanduser()
+
+# answers per generation batch in evaluation; every suite's prompts share the batches (a larger
+# batch amortises each decoding step's weight reads: bench/eval_speed.py)
+EVAL_BATCH_SIZE = 48

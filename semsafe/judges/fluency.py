@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..batches import pad_examples
+from ..batches import batches_by_length, pad_examples, response_logits
 from ..chat import build_example
 
 NAME, VERSION = "fluency", "1"
@@ -15,32 +15,30 @@ NAME, VERSION = "fluency", "1"
 
 @torch.no_grad()
 def response_perplexity(model, tokenizer, prompts: list[str], responses: list[str],
-                        batch_size: int = 8, max_length: int = 512, progress: bool = False) -> np.ndarray:
+                        batch_size: int = 16, max_length: int = 512, progress: bool = False) -> np.ndarray:
     """exp(mean NLL of the response tokens given the prompt), one value per pair.
 
     Only response tokens (and the end-of-turn token) count: the prompt is context, not text
-    the model is judged on. Empty responses get NaN.
+    the model is judged on. Empty responses get NaN. Pairs are batched by length and only the
+    positions that predict response tokens go through the output layer.
     """
-    device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out = np.full(len(prompts), np.nan)
     todo = [i for i, r in enumerate(responses) if r and r.strip()]
-    for start in tqdm(range(0, len(todo), batch_size), desc="perplexity", disable=not progress):
-        idx = todo[start:start + batch_size]
-        # a generated answer cut at its token limit (``Answer.ended`` False) is scored without
-        # the end-of-turn token it never produced
-        examples = [build_example(tokenizer, prompts[i], responses[i], max_length,
-                                  ended=getattr(responses[i], "ended", True)) for i in idx]
-        batch = pad_examples(examples, pad)  # right padding: positions line up with labels
-        ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        shift_logits, shift_labels = logits[:, :-1], labels[:, 1:].to(device)
+    # (bf16 logits are scored in float32; float64 stays float64)
+    # a generated answer cut at its token limit (``Answer.ended`` False) is scored without
+    # the end-of-turn token it never produced
+    examples = [build_example(tokenizer, prompts[i], responses[i], max_length,
+                              ended=getattr(responses[i], "ended", True)) for i in todo]
+    groups = batches_by_length([len(e["input_ids"]) for e in examples], batch_size)
+    for group in tqdm(groups, desc="perplexity", disable=not progress):
+        logits, targets = response_logits(model, pad_examples([examples[j] for j in group], pad))
         nll = torch.nn.functional.cross_entropy(
-            shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-            ignore_index=-100, reduction="none").view(len(idx), -1)
-        counts = (shift_labels != -100).sum(1).clamp_min(1)
-        for row, i in enumerate(idx):
-            out[i] = math.exp(min((nll[row].sum() / counts[row]).item(), 50.0))
+            logits.to(torch.promote_types(logits.dtype, torch.float32)).reshape(-1, logits.shape[-1]), targets.reshape(-1),
+            ignore_index=-100, reduction="none").view(len(group), -1)
+        counts = (targets != -100).sum(1).clamp_min(1)
+        for row, j in enumerate(group):
+            out[todo[j]] = math.exp(min((nll[row].sum() / counts[row]).item(), 50.0))
     return out
 
 

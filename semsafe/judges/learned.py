@@ -25,11 +25,24 @@ def _encoder():
     return SentenceTransformer(str(pack_dir("minilm") / "model"), device="cpu")
 
 
+_EMBEDDED: dict[str, np.ndarray] = {}  # text -> embedding: both learned judges read the same texts
+_EMBEDDED_MAX = 50_000  # about 75 MB
+
+
 def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """(n, 384) unit-norm MiniLM sentence embeddings."""
+    """(n, 384) unit-norm MiniLM sentence embeddings; each distinct text is encoded once per
+    process (the refusal and harm judges embed the same prompts and answers)."""
     texts = [t if t else " " for t in texts]
-    return _encoder().encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                             show_progress_bar=False, convert_to_numpy=True)
+    missing = list(dict.fromkeys(t for t in texts if t not in _EMBEDDED))
+    if missing:
+        vectors = _encoder().encode(missing, batch_size=batch_size, normalize_embeddings=True,
+                                    show_progress_bar=False, convert_to_numpy=True)
+        if len(_EMBEDDED) + len(missing) > _EMBEDDED_MAX:
+            _EMBEDDED.clear()
+        _EMBEDDED.update(zip(missing, vectors))
+    if not texts:
+        return np.zeros((0, _encoder().get_sentence_embedding_dimension()), dtype=np.float32)
+    return np.stack([_EMBEDDED[t] for t in texts])
 
 
 def read_pyrit_csv(relative: str) -> list[dict]:

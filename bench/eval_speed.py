@@ -1,0 +1,158 @@
+"""The default evaluation, before vs after, side by side in one run, and where its time goes.
+
+"Before" is an earlier commit of this repository (default: 6144186, the last one before the
+evaluation was restructured), checked out into a temporary git worktree; "after" is this
+working tree. Each side runs ``semsafe eval --model smollm2-135m-instruct`` with its own
+defaults on the same suites, in a fresh process with an empty evaluation cache (the converted
+model and the trained judges are shared, so neither side pays for them). Printed: wall time
+of the whole command, time per phase (generation, learned judges, toxicity, perplexity, EMD
+forward passes), the ratio, and whether both sides gave the same answers and scores.
+
+    .venv/bin/python bench/eval_speed.py [--before 6144186] [--suites harmful,overalign,fluency,emd]
+
+The suites default to the four of the evaluation the issue measured (capability came later;
+add it to time the current five-suite default on the after side only with --after-only).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "smollm2-135m-instruct"
+
+# run inside each side's process: time the phases by wrapping the functions that do the work
+DRIVER = r"""
+import collections, json, sys, time
+sys.path.insert(0, {code!r})
+import semsafe
+assert semsafe.__file__.startswith({code!r}), semsafe.__file__
+phases = collections.Counter()
+
+def timed(owner, name, phase):
+    inner = getattr(owner, name, None)
+    if inner is None:
+        return
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            result = inner(*args, **kwargs)
+            if hasattr(result, "__next__"):  # a generator: time it as it is consumed
+                result = list(result)
+            return result
+        finally:
+            phases[phase] += time.perf_counter() - start
+    setattr(owner, name, wrapper)
+
+import semsafe.generate, semsafe.inspection, semsafe.judges.fluency, semsafe.judges.learned, semsafe.judges.toxicity
+timed(semsafe.generate, "generate_answers", "generation")
+timed(semsafe.judges.learned.PairJudge, "probability", "refusal + harm judges")
+timed(semsafe.judges.toxicity.ToxicityJudge, "score", "toxicity judge")
+timed(semsafe.judges.fluency, "response_perplexity", "perplexity (fluency, capability)")
+timed(semsafe.inspection, "next_token_distributions", "EMD forward passes")
+timed(semsafe.inspection, "next_token_distributions_batch", "EMD forward passes")
+from semsafe.cli import main
+start = time.perf_counter()
+code = main({argv!r})
+phases["total (in process)"] = time.perf_counter() - start
+print("PHASES " + json.dumps(phases))
+sys.exit(code)
+"""
+
+
+def fresh_cache(root: Path) -> Path:
+    """An empty semsafe cache that borrows the converted model and trained judges."""
+    user = Path(os.environ.get("SEMSAFE_CACHE") or Path.home() / ".cache" / "semsafe")
+    root.mkdir(parents=True)
+    for shared in ("models", "data"):
+        if (user / shared).exists():
+            (root / shared).symlink_to(user / shared)
+    if (user / "judges").exists():
+        shutil.copytree(user / "judges", root / "judges")
+    return root
+
+
+def run_side(name: str, code: Path, cache: Path, suites: list[str], n: int) -> dict:
+    argv = ["eval", "--model", MODEL, "--n", str(n)] + [a for s in suites for a in ("--suite", s)]
+    env = {**os.environ, "SEMSAFE_CACHE": str(cache), "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", DRIVER.format(code=str(code), argv=argv)],
+                          env=env, capture_output=True, text=True, cwd=code)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{name} failed:\n{proc.stderr[-3000:]}")
+    phases = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("PHASES "))[7:])
+    out = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.index("PHASES ")])["out"]
+    return {"wall": wall, "phases": phases, "out": Path(out)}
+
+
+def compare_results(before: Path, after: Path, suites: list[str]) -> list[str]:
+    """Same answers and same scores? One line per suite."""
+    lines = []
+    for suite in suites:
+        a, b = pd.read_parquet(before / f"{suite}.parquet"), pd.read_parquet(after / f"{suite}.parquet")
+        b = b.set_index("id").loc[a["id"]].reset_index()
+        text = "harmful_answer" if suite == "emd" else "response"
+        parts = []
+        if text in a:
+            parts.append(f"answers identical {int((a[text] == b[text]).sum())}/{len(a)}")
+        for col in ("refusal_prob", "harm_prob", "toxicity", "emd_mean", "lb_mean"):
+            if col in a:
+                parts.append(f"{col} max |Δ| {np.nanmax(np.abs(a[col].astype(float) - b[col].astype(float))):.1e}")
+        for col in ("ppl_reference", "ppl_generated_under_base"):
+            if col in a:
+                rel = np.abs(a[col].astype(float) / b[col].astype(float) - 1)
+                parts.append(f"{col} max rel Δ {np.nanmax(rel):.1e}")
+        if "picked" in a:
+            parts.append(f"same choice {int((a['picked'] == b['picked']).sum())}/{len(a)}")
+        lines.append(f"  {suite:10s} " + "; ".join(parts))
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", default="6144186", help="commit to compare against")
+    ap.add_argument("--suites", default="harmful,overalign,fluency,emd")
+    ap.add_argument("--n", type=int, default=32, help="prompts per suite (the default is 32)")
+    ap.add_argument("--after-only", action="store_true", help="time this working tree alone")
+    args = ap.parse_args()
+    suites = args.suites.split(",")
+    work = Path(tempfile.mkdtemp(prefix="semsafe-eval-speed-"))
+    try:
+        sides = {}
+        if not args.after_only:
+            tree = work / "before"
+            subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), args.before],
+                           cwd=ROOT, check=True, capture_output=True)
+            sides["before"] = run_side("before", tree, fresh_cache(work / "cache-before"), suites, args.n)
+        sides["after"] = run_side("after", ROOT, fresh_cache(work / "cache-after"), suites, args.n)
+        print(f"default evaluation of {MODEL}, suites {', '.join(suites)}, {args.n} prompts each, "
+              f"{os.cpu_count()} CPU cores" + ("" if args.after_only else f"; before = {args.before}"))
+        names = sorted({k for s in sides.values() for k in s["phases"]} - {"total (in process)"})
+        print(f"  {'':36s}" + "".join(f"{k:>10s}" for k in sides) + ("     ratio" if len(sides) == 2 else ""))
+        for label in ["wall (whole command)", "total (in process)", *names]:
+            values = [s["wall"] if label.startswith("wall") else s["phases"].get(label, 0.0) for s in sides.values()]
+            ratio = f"{values[0] / values[1]:9.2f}x" if len(values) == 2 and values[1] > 0 else ""
+            print(f"  {label:36s}" + "".join(f"{v:9.1f}s" for v in values) + ratio)
+        if len(sides) == 2:
+            print("same results?")
+            print("\n".join(compare_results(sides["before"]["out"], sides["after"]["out"], suites)))
+    finally:
+        if not args.after_only:
+            subprocess.run(["git", "worktree", "remove", "--force", str(work / "before")], cwd=ROOT,
+                           capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
