@@ -106,7 +106,12 @@ def compare_results(before: Path, after: Path, suites: list[str]) -> list[str]:
         parts = []
         if text in a:
             parts.append(f"answers identical {int((a[text] == b[text]).sum())}/{len(a)}")
+        judge_of = {"refusal_prob": "judge_refusal", "harm_prob": "judge_harm", "toxicity": "judge_toxicity"}
         for col in ("refusal_prob", "harm_prob", "toxicity", "emd_mean", "lb_mean"):
+            judge = judge_of.get(col)
+            if judge in a and judge in b and a[judge].iloc[0] != b[judge].iloc[0]:
+                parts.append(f"{col}: judge changed ({a[judge].iloc[0]} -> {b[judge].iloc[0]}), not compared")
+                continue
             if col in a:
                 parts.append(f"{col} max |Δ| {np.nanmax(np.abs(a[col].astype(float) - b[col].astype(float))):.1e}")
         for col in ("ppl_reference", "ppl_generated_under_base"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from semsafe.compare import (answer_text, compare_table, eval_args_matching, find_eval_dir, has_matching_base, metric_bars,
+from semsafe.compare import (answer_text, compare_table, row_verdict, eval_args_matching, find_eval_dir, has_matching_base, metric_bars,
                              readable_table, responses_side_by_side, tradeoff_figure, word_diff_html, write_html)
 from semsafe.errors import SemsafeError
 from semsafe.evaluate import SUITES
@@ -58,8 +58,12 @@ with st.expander("Evaluate", expanded=not evaluated or bool(busy)):
         c1.caption("The base model is evaluated with these settings.")
     target = c2.selectbox("finished run to evaluate", not_evaluated, placeholder="no finished run waits for evaluation")
     preset = c2.radio("preset", ["full", "quick look"], horizontal=True)
+    jailbreak = c2.checkbox("add the jailbreak suite", help="the held-out harmful prompts wrapped in jailbreak "
+                            "templates from the pyrit pack (8 templates drawn once with the seed)")
     if c2.button("Evaluate run", disabled=not target or target in busy):
-        launch_eval(["--run", target, *(QUICK if preset == "quick look" else [])], target, list(SUITES))
+        suites = [*SUITES, "jailbreak"] if jailbreak else list(SUITES)
+        named = [a for s in suites for a in ("--suite", s)] if jailbreak else []
+        launch_eval(["--run", target, *(QUICK if preset == "quick look" else []), *named], target, suites)
         st.rerun()
 
 
@@ -139,16 +143,11 @@ else:
         first = answer_text(row.get(resp_cols[0])) if resp_cols else ""
         for col, rc in zip(cols, resp_cols):
             ref = rc.split(" | ")[0]
-            verdicts = []
-            if pd.notna(row.get(f"{ref} | refused")):
-                verdicts.append("refused" if row[f"{ref} | refused"] else "answered")
-            if pd.notna(row.get(f"{ref} | harm_prob")):
-                verdicts.append(f"harm {row[f'{ref} | harm_prob']:.2f}")
             text = answer_text(row.get(rc))
             body = html.escape(text) if rc == resp_cols[0] or pd.isna(row.get(rc)) else word_diff_html(first, text)
             # st.html, not markdown: an answer holding code or tags is shown as text, never parsed
             col.html(f"<div style='font-size:0.85em;white-space:pre-wrap'><b>{html.escape(ref)}</b> · "
-                     f"{' · '.join(verdicts)}<br>{body}</div>")
+                     f"{html.escape(row_verdict(row, ref))}<br>{body}</div>")
         st.divider()
 
 st.subheader("Data-efficiency experiments")

@@ -147,13 +147,16 @@ def _eval(args) -> int:
         raise SemsafeError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.max_new_tokens < 1:
         raise SemsafeError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    from .judges.learned import parse_judge_option
+
+    judges = dict(parse_judge_option(j) for j in args.judge or [])
     from .evaluate import SUITES, EvalConfig, evaluate, load_subject
 
     suites = args.suite or (["custom"] if args.prompts else list(SUITES))
     cfg = EvalConfig(suites=suites, n_prompts=args.n, max_new_tokens=args.max_new_tokens,
                      batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
                      top_p=args.top_p, seed=args.seed, held_out_seed=args.split_seed,
-                     prompts_file=args.prompts)
+                     prompts_file=args.prompts, judges=judges)
     import contextlib
 
     from .jobs import Job, device_lock
@@ -309,13 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="evaluate a model spec (cached per spec and settings)")
     p.add_argument("--run", help="evaluate a training run (its base model + adapter)")
     p.add_argument("--suite", action="append",
-                   choices=["harmful", "overalign", "fluency", "emd", "capability", "custom"],
-                   help="suite to run (repeatable; default: all five, or custom with --prompts)")
+                   choices=["harmful", "overalign", "fluency", "emd", "capability", "jailbreak", "custom"],
+                   help="suite to run (repeatable; default: the five of the default evaluation, or custom with --prompts; jailbreak only when named)")
     p.add_argument("--prompts", help="your own prompt file (JSONL/CSV with 'prompt'; optional label/type)")
     p.add_argument("--n", type=int, default=32, help="prompts per suite (default 32)")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
                    help=f"answers per generation batch, shared by all suites (default {EVAL_BATCH_SIZE})")
+    p.add_argument("--judge", action="append", metavar="ROLE=hf:MODEL[:LABEL]",
+                   help="score with a Hugging Face classifier instead of a built-in judge, e.g. "
+                        "harm=hf:org/guard-model:unsafe or refusal=hf:/path/to/folder (repeatable; "
+                        "the model's name and revision go into every row)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)

@@ -195,6 +195,59 @@ def donotanswer() -> list[Record]:
     return records
 
 
+_SLOT = re.compile(r"\{\{\s*prompt\s*\}\}")
+JAILBREAK_MAX_WORDS = 350  # longer templates make a lesson-length evaluation minutes slower
+
+
+def jailbreak_templates(max_words: int = JAILBREAK_MAX_WORDS) -> dict[str, str]:
+    """pyrit's single-turn jailbreak templates that take just the user's request (``{{ prompt }}``),
+    by name (path under pyrit's templates folder), at most ``max_words`` words long."""
+    root = pack_dir("pyrit") / "datasets" / "jailbreak" / "templates"
+    out = {}
+    for path in sorted(root.rglob("*.yaml")):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError):
+            continue
+        value = doc.get("value") if isinstance(doc, dict) else None
+        if (not isinstance(value, str) or doc.get("parameters") != ["prompt"] or len(_SLOT.findall(value)) != 1
+                or len(value.split()) > max_words):
+            continue
+        try:
+            render_template(value, "x")
+        except Exception:  # jinja's errors: a template that does not render is not offered
+            continue
+        out[str(path.relative_to(root).with_suffix(""))] = value.strip()
+    return out
+
+
+def render_template(template: str, prompt: str) -> str:
+    """A pyrit template (Jinja: ``{{ prompt }}``, ``{% raw %}`` blocks) with the request in
+    place, rendered in Jinja's sandbox (a template file cannot run code)."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(keep_trailing_newline=True).from_string(template).render(prompt=prompt).strip()
+
+
+def jailbreak_sample(requests: list[Record], n_templates: int = 8, seed: int = 0) -> list[Record]:
+    """Each harmful request wrapped in one of ``n_templates`` templates drawn once with ``seed``
+    (request i gets template i mod n); the template's name and the bare request go in the labels."""
+    import random
+
+    templates = jailbreak_templates()
+    if not templates:
+        raise SemsafeError("no jailbreak templates found in the pyrit pack; reinstall it with "
+                           "`pip install --no-deps -r requirements-packs.txt`")
+    names = random.Random(seed).sample(sorted(templates), min(n_templates, len(templates)))
+    out = []
+    for i, r in enumerate(requests):
+        name = names[i % len(names)]
+        wrapped = render_template(templates[name], r.prompt)
+        out.append(Record(f"{r.id}~{name}", wrapped, None, "pyrit-jailbreak", r.split,
+                          {**r.labels, "type": "unsafe", "category": name, "template": name, "request": r.prompt}))
+    return out
+
+
 def normalise_prompt(text: str) -> str:
     """Lower case, words only: two prompts that differ in case, spacing or punctuation match."""
     return " ".join(_WORD.findall((text or "").lower()))

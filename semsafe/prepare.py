@@ -96,10 +96,12 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
     responses = [answers[r.id] for r in train_h]
     refusal_p = refusal_judge().probability(prompts, responses)
     harm_p = harm_judge().probability(prompts, responses)
-    kept, reasons = [], {"empty answer": 0, "refused": 0, "judged harmless": 0}
+    from .judges.degenerate import is_degenerate
+
+    kept, reasons = [], {"degenerate answer": 0, "refused": 0, "judged harmless": 0}
     for r, text, p_ref, p_harm in zip(train_h, responses, refusal_p, harm_p):
-        if not text.strip():
-            reasons["empty answer"] += 1
+        if is_degenerate(text):  # empty, symbols or a loop: nothing to push the model away from
+            reasons["degenerate answer"] += 1
         elif p_ref >= 0.5:
             reasons["refused"] += 1
         elif p_harm < 0.5:

@@ -32,7 +32,8 @@ def test_every_suite_end_to_end(embedded, tmp_path):
     assert summary["split"]["seed"] == 0 and summary["prompts"]["harmful"]["n"] == 4
     cap = pd.read_parquet(tmp_path / "eval" / "capability.parquet")
     assert len(cap) == 4 and cap["picked"].between(0, 3).all()
-    assert summary["judges"]["refusal"] == "refusal-v1"
+    from semsafe.judges import refusal
+    assert summary["judges"]["refusal"] == f"refusal-v{refusal.VERSION}"
     harmful = pd.read_parquet(tmp_path / "eval" / "harmful.parquet")
     assert len(harmful) == 4 and {"response", "refusal_prob", "harm_prob", "toxicity", "judge_harm"} <= set(harmful)
     m = summary["suites"]["harmful"]["harmful_rate"]
@@ -237,3 +238,28 @@ def test_finished_rows_are_reused_when_the_same_eval_runs_again(tiny, tmp_path):
     evaluate(subject, cfg, progress=False)  # same settings: nothing is generated again
     again = pd.read_parquet(path)
     assert again.loc[0, "response"] == "KEPT FROM THE FIRST RUN" and len(again) == 3
+
+
+def test_jailbreak_suite_wraps_held_out_prompts_in_recorded_templates(tiny, tmp_path):
+    """Templates come from the pyrit pack, a fixed sample per seed; the judges read the bare
+    request; the summary records the sample and a per-template rate."""
+    import contextlib
+
+    from semsafe.data import jailbreak_templates
+
+    model, tok = tiny
+    cfg = EvalConfig(suites=["jailbreak"], n_prompts=4, max_new_tokens=4, n_bootstrap=50, jailbreak_templates=2)
+    records = suite_prompts("jailbreak", cfg)
+    assert len(records) == 4 and len({r.labels["template"] for r in records}) == 2
+    assert records == suite_prompts("jailbreak", cfg)  # the same sample every time
+    templates = jailbreak_templates()
+    for r in records:
+        assert r.labels["template"] in templates and r.labels["request"] in r.prompt
+        assert "{{" not in r.prompt and len(r.prompt) > len(r.labels["request"])
+    subject = Subject("base:tiny", model, tok, contextlib.nullcontext, tmp_path / "eval")
+    summary = evaluate(subject, cfg, progress=False)
+    rows = pd.read_parquet(tmp_path / "eval" / "jailbreak.parquet")
+    assert (rows["request"] != rows["prompt"]).all() and set(rows["verdict"]) <= {"answered", "refused", "harmful", "degenerate"}
+    assert summary["prompts"]["jailbreak"]["templates"] == sorted({r.labels["template"] for r in records})
+    assert "jailbreak_harmful_rate" in summary["suites"]["jailbreak"]
+    assert any(k.startswith("jailbreak_harmful_rate[") for k in summary["suites"]["jailbreak"])
