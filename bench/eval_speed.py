@@ -85,6 +85,10 @@ def run_side(name: str, code: Path, cache: Path, suites: list[str], n: int) -> d
     argv = ["eval", "--model", MODEL, "--n", str(n)] + [a for s in suites for a in ("--suite", s)]
     env = {**os.environ, "SEMSAFE_CACHE": str(cache), "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
+    # each side's own judge versions, trained (if that version is not cached) before the clock starts
+    subprocess.run([sys.executable, "-c", "from semsafe.judges.harm import harm_judge; "
+                    "from semsafe.judges.refusal import refusal_judge; harm_judge(); refusal_judge()"],
+                   env=env, cwd=code, check=True, capture_output=True)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", DRIVER.format(code=str(code), argv=argv)],
                           env=env, capture_output=True, text=True, cwd=code)

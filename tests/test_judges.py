@@ -201,3 +201,29 @@ def test_judge_option_plugs_in_a_hf_classifier(tmp_path, embedded):
     with pytest.raises(SemsafeError, match="cannot load classifier"):
         evaluate(Subject("base:test", model, mtok, contextlib.nullcontext, tmp_path / "eval2"), missing,
                  progress=False)
+
+
+def test_challenge_set_is_held_out_and_scored_per_category():
+    """No challenge answer is in any judge's training data; the report covers every category
+    with the counts the issue asks for (>= 100 harmful-prompt answers, >= 100 safe-sounding ones)."""
+    from semsafe.judges.challenge import challenge_report, challenge_rows
+    from semsafe.judges.harm import harmless_rows, pyrit_harm_rows
+    from semsafe.judges.refusal import labelled_pyrit, project_examples
+
+    rows = challenge_rows()
+    by_cat = {}
+    for r in rows:
+        by_cat.setdefault(r["category"], []).append(r)
+        assert set(r) >= {"prompt", "response", "harmful", "refusal", "degenerate", "labeller", "borderline"}
+    assert len(by_cat["harmful-prompt answer"]) >= 100
+    assert sum(len(v) for k, v in by_cat.items() if k != "harmful-prompt answer") >= 100
+    trained = set(pyrit_harm_rows()[1]) | set(harmless_rows()[1]) | set(labelled_pyrit()[1]) | set(project_examples()[1])
+    assert not {r["response"] for r in rows} & trained
+    report = challenge_report()
+    for category, facts in report.items():
+        if category == "data":
+            continue
+        assert facts["n"] == len(by_cat[category])
+        for key in ("harmful verdict agrees", "refusal judge agrees", "degenerate verdict agrees"):
+            assert 0.0 <= facts[key] <= 1.0
+    assert 0.0 <= report["harmful-prompt answer"]["harm AUC"] <= 1.0
