@@ -129,17 +129,25 @@ def train(folds: int = 5, repeats: int = 3, seed: int = 0, augment: bool = True)
     cut = [" ".join(a.split()[:CUT_WORDS]) for a in answers]
     dense_cut = dense_features(prompts, cut)
     pyrit, probe = group == "pyrit", group == "probe"
-    per_repeat, logits, logits_cut = [], np.zeros((repeats, len(y))), np.zeros((repeats, len(y)))
-    for r in range(repeats):
-        for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed + r).split(dense, y):
-            fit_rows = np.concatenate([tr, tr]) if augment else tr
-            fit_answers = [answers[i] for i in tr] + ([cut[i] for i in tr] if augment else [])
-            fit_dense = np.vstack([dense[tr], dense_cut[tr]]) if augment else dense[tr]
-            vec, coef, b = _fit([prompts[i] for i in fit_rows], fit_answers, fit_dense, y[fit_rows])
-            held_out = [prompts[i] for i in te]
-            logits[r, te] = features(held_out, [answers[i] for i in te], vec, dense[te]) @ coef + b
-            logits_cut[r, te] = features(held_out, [cut[i] for i in te], vec, dense_cut[te]) @ coef + b
-        per_repeat.append(roc_auc_score(y[pyrit], logits[r, pyrit]))
+    def held_out_logits(tr, te):
+        """Fit on ``tr`` (and its cut copies), score ``te`` whole and cut."""
+        fit_rows = np.concatenate([tr, tr]) if augment else tr
+        fit_answers = [answers[i] for i in tr] + ([cut[i] for i in tr] if augment else [])
+        fit_dense = np.vstack([dense[tr], dense_cut[tr]]) if augment else dense[tr]
+        vec, coef, b = _fit([prompts[i] for i in fit_rows], fit_answers, fit_dense, y[fit_rows])
+        held_out = [prompts[i] for i in te]
+        return (features(held_out, [answers[i] for i in te], vec, dense[te]) @ coef + b,
+                features(held_out, [cut[i] for i in te], vec, dense_cut[te]) @ coef + b)
+
+    from joblib import Parallel, delayed  # installed with scikit-learn; the fits are independent
+
+    splits = [(r, tr, te) for r in range(repeats)
+              for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed + r).split(dense, y)]
+    scored = Parallel(n_jobs=-1)(delayed(held_out_logits)(tr, te) for _, tr, te in splits)
+    logits, logits_cut = np.zeros((repeats, len(y))), np.zeros((repeats, len(y)))
+    for (r, _, te), (whole, short) in zip(splits, scored):
+        logits[r, te], logits_cut[r, te] = whole, short
+    per_repeat = [roc_auc_score(y[pyrit], logits[r, pyrit]) for r in range(repeats)]
     a, c = platt(logits.ravel(), np.tile(y, repeats))
     calibrated = 1 / (1 + np.exp(-(a * logits[0] + c)))
     calibrated_cut = 1 / (1 + np.exp(-(a * logits_cut[0] + c)))
