@@ -9,6 +9,7 @@ split, labels``. Sources:
 """
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -199,9 +200,11 @@ _SLOT = re.compile(r"\{\{\s*prompt\s*\}\}")
 JAILBREAK_MAX_WORDS = 350  # longer templates make a lesson-length evaluation minutes slower
 
 
+@functools.lru_cache(maxsize=2)
 def jailbreak_templates(max_words: int = JAILBREAK_MAX_WORDS) -> dict[str, str]:
     """pyrit's single-turn jailbreak templates that take just the user's request (``{{ prompt }}``),
-    by name (path under pyrit's templates folder), at most ``max_words`` words long."""
+    by name (path under pyrit's templates folder), at most ``max_words`` words long. Read once
+    per process (several hundred YAML files, each rendered once to check it); do not modify."""
     root = pack_dir("pyrit") / "datasets" / "jailbreak" / "templates"
     out = {}
     for path in sorted(root.rglob("*.yaml")):

@@ -305,7 +305,6 @@ def collect_answers(subject: Subject, cfg: EvalConfig, prompts: list[str], base:
         return have
     path.parent.mkdir(parents=True, exist_ok=True)
     phase = "base answers" if base and not subject.is_base else "answers"
-    made = [0]
 
     with open(path, "a", encoding="utf-8") as log:
         def keep(indices, batch_answers):
@@ -313,9 +312,8 @@ def collect_answers(subject: Subject, cfg: EvalConfig, prompts: list[str], base:
                 log.write(json.dumps({"prompt": todo[i], "response": str(answer), "ended": answer.ended}) + "\n")
                 have[todo[i]] = answer
             log.flush()
-            made[0] += len(indices)
             if on_progress:
-                on_progress(phase, made[0], len(todo))
+                on_progress(phase, sum(p in have for p in todo), len(todo))
 
         with subject.base_context() if base else contextlib.nullcontext():
             generate_answers(subject.model, subject.tokenizer, todo, max_new_tokens=cfg.max_new_tokens,
@@ -332,12 +330,13 @@ def run_suite(subject: Subject, suite: str, cfg: EvalConfig, records: list[Recor
     if todo:
         from tqdm.auto import tqdm
 
-        scorer = {"emd": _score_emd, "fluency": _score_fluency, "capability": _score_capability}.get(
-            suite, functools.partial(_score_answers, cfg=cfg))
         mine = base_answers if suite == "emd" else answers
         if suite == "emd":  # the cost table is built once per suite, not per batch
             from .cost import SemanticCost
             scorer = functools.partial(_score_emd, cost=SemanticCost.from_model(subject.model))
+        else:
+            scorer = {"fluency": _score_fluency, "capability": _score_capability}.get(
+                suite, functools.partial(_score_answers, cfg=cfg))
         bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=f"score {suite}",
                    unit="prompt", disable=not progress)
         with open(subject.out_dir / f"{suite}.partial.jsonl", "a", encoding="utf-8") as log:

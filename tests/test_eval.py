@@ -71,25 +71,32 @@ def test_user_prompt_file_and_bad_files(embedded, tmp_path):
 
 
 def test_killed_eval_resumes_without_duplicate_rows(tmp_path):
-    env = {**ENV, "SEMSAFE_CACHE": os.environ.get("SEMSAFE_CACHE", str(Path.home() / ".cache" / "semsafe"))}
-    args = [sys.executable, "-m", "semsafe.cli", "eval", "--model", "smollm2-135m-instruct",
-            "--suite", "harmful", "--n", "6", "--batch-size", "2", "--max-new-tokens", "10", "--seed", "17"]
-    from semsafe.evaluate import EvalConfig
+    """Killed while generating (the long phase: answers are logged batch by batch), the eval
+    resumes from the answer log: no answer is generated twice and no row is duplicated."""
+    import json
+
     from semsafe.paths import cache_dir
     from semsafe.store import model_key
-    key = EvalConfig(suites=["harmful"], n_prompts=6, max_new_tokens=10, batch_size=2, seed=17).key()
-    folder = cache_dir() / "eval" / f"{model_key('smollm2-135m-instruct')}-{key}"
-    for f in folder.glob("*"):
-        f.unlink()
-    partial = folder / "harmful.partial.jsonl"
+
+    cache = tmp_path / "cache"  # an empty answer cache; the converted model and judges are borrowed
+    cache.mkdir()
+    for shared in ("models", "judges"):
+        (cache_dir() / shared).mkdir(parents=True, exist_ok=True)
+        (cache / shared).symlink_to(cache_dir() / shared)
+    env = {**ENV, "SEMSAFE_CACHE": str(cache)}
+    args = [sys.executable, "-m", "semsafe.cli", "eval", "--model", "smollm2-135m-instruct",
+            "--suite", "harmful", "--n", "6", "--batch-size", "2", "--max-new-tokens", "10", "--seed", "17"]
+    answers = cache / "answers" / f"{model_key('smollm2-135m-instruct')}-greedy-10.jsonl"
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert wait_until(lambda: partial.read_text().count("\n") >= 2, timeout=240)
+    assert wait_until(lambda: answers.read_text().count("\n") >= 2, timeout=240)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 2 <= partial.read_text().count("\n") < 6
+    assert 2 <= answers.read_text().count("\n") < 6
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    table = pd.read_parquet(folder / "harmful.parquet")
+    logged = [json.loads(line)["prompt"] for line in answers.read_text().splitlines()]
+    assert len(logged) == 6 and len(set(logged)) == 6  # each answer generated once
+    table = pd.read_parquet(next((cache / "eval").glob("*/harmful.parquet")))
     assert len(table) == 6 and table["id"].is_unique
 
 
@@ -246,6 +253,7 @@ def test_jailbreak_suite_wraps_held_out_prompts_in_recorded_templates(tiny, tmp_
     import contextlib
 
     from semsafe.data import jailbreak_templates
+    from semsafe.judges.degenerate import VERDICTS
 
     model, tok = tiny
     cfg = EvalConfig(suites=["jailbreak"], n_prompts=4, max_new_tokens=4, n_bootstrap=50, jailbreak_templates=2)
@@ -259,7 +267,7 @@ def test_jailbreak_suite_wraps_held_out_prompts_in_recorded_templates(tiny, tmp_
     subject = Subject("base:tiny", model, tok, contextlib.nullcontext, tmp_path / "eval")
     summary = evaluate(subject, cfg, progress=False)
     rows = pd.read_parquet(tmp_path / "eval" / "jailbreak.parquet")
-    assert (rows["request"] != rows["prompt"]).all() and set(rows["verdict"]) <= {"answered", "refused", "harmful", "degenerate"}
+    assert (rows["request"] != rows["prompt"]).all() and set(rows["verdict"]) <= set(VERDICTS)
     assert summary["prompts"]["jailbreak"]["templates"] == sorted({r.labels["template"] for r in records})
     assert "jailbreak_harmful_rate" in summary["suites"]["jailbreak"]
     assert any(k.startswith("jailbreak_harmful_rate[") for k in summary["suites"]["jailbreak"])

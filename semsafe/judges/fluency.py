@@ -25,7 +25,6 @@ def response_perplexity(model, tokenizer, prompts: list[str], responses: list[st
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out = np.full(len(prompts), np.nan)
     todo = [i for i, r in enumerate(responses) if r and r.strip()]
-    # (bf16 logits are scored in float32; float64 stays float64)
     # a generated answer cut at its token limit (``Answer.ended`` False) is scored without
     # the end-of-turn token it never produced
     examples = [build_example(tokenizer, prompts[i], responses[i], max_length,
@@ -33,6 +32,7 @@ def response_perplexity(model, tokenizer, prompts: list[str], responses: list[st
     groups = batches_by_length([len(e["input_ids"]) for e in examples], batch_size)
     for group in tqdm(groups, desc="perplexity", disable=not progress):
         logits, targets = response_logits(model, pad_examples([examples[j] for j in group], pad))
+        # bf16 logits are scored in float32; float64 stays float64
         nll = torch.nn.functional.cross_entropy(
             logits.to(torch.promote_types(logits.dtype, torch.float32)).reshape(-1, logits.shape[-1]), targets.reshape(-1),
             ignore_index=-100, reduction="none").view(len(group), -1)

@@ -142,9 +142,9 @@ class TextVectorizer:
             return cls(vocabulary, arrays["idf"])
 
 
-def chunk_embeddings(texts: list[str], words: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, max) over each text's windows of ``words`` words: the encoder reads 256 word
-    pieces, so harmful detail deep in a long answer would otherwise never be seen."""
+def window_embeddings(texts: list[str], words: int = 60) -> list[np.ndarray]:
+    """Per text, the embeddings (k, 384) of its consecutive windows of ``words`` words: the
+    encoder reads 256 word pieces, so detail deep in a long answer would otherwise never be seen."""
     owner, pieces = [], []
     for i, text in enumerate(texts):
         split = (text or " ").split() or [" "]
@@ -152,9 +152,7 @@ def chunk_embeddings(texts: list[str], words: int = 60) -> tuple[np.ndarray, np.
             owner.append(i)
             pieces.append(" ".join(split[start:start + words]))
     vectors, owner = embed(pieces), np.array(owner)
-    mean = np.stack([vectors[owner == i].mean(0) for i in range(len(texts))])
-    top = np.stack([vectors[owner == i].max(0) for i in range(len(texts))])
-    return mean, top
+    return [vectors[owner == i] for i in range(len(texts))]
 
 
 def platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
