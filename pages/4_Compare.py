@@ -163,4 +163,14 @@ else:
     if (frame["objective"] == "base").any() and (frame["objective"] != "base").any():
         for fig in efficiency_figures(frame):
             st.plotly_chart(fig, width="stretch")
+    versus = chosen.parent / "versus.csv"
+    if versus.exists() and versus.stat().st_size > 1:
+        st.markdown("**TA-SFT against each baseline**, paired over prompts (Δ = emd − other; an effect "
+                    "only where the interval excludes 0)")
+        st.dataframe(pd.read_csv(versus), hide_index=True)
+    curves = chosen.parent / "curves.csv"
+    if curves.exists() and curves.stat().st_size > 1:
+        from semsafe.experiment import curve_figures
+        for fig in curve_figures(pd.read_csv(curves)):
+            st.plotly_chart(fig, width="stretch")
     st.dataframe(frame, hide_index=True)

@@ -140,6 +140,14 @@ def _sweep(args) -> int:
     return 0 if all(r.status.get("state") == "done" for r in runs) else 1
 
 
+def parse_suite_n(text: str) -> tuple[str, int | None]:
+    """``SUITE=N`` or ``SUITE=all`` (the --suite-n option)."""
+    suite, sep, value = text.partition("=")
+    if not sep or not suite or not (value == "all" or value.isdigit() and int(value) > 0):
+        raise SemsafeError(f"--suite-n {text!r}: write SUITE=N (a positive count) or SUITE=all, e.g. overalign=all")
+    return suite, None if value == "all" else int(value)
+
+
 def _eval(args) -> int:
     if args.n is not None and args.n < 1:
         raise SemsafeError(f"--n must be at least 1 (prompts per suite), got {args.n}")
@@ -150,13 +158,15 @@ def _eval(args) -> int:
     from .judges.learned import parse_judge_option
 
     judges = dict(parse_judge_option(j) for j in args.judge or [])
+    suite_n = dict(parse_suite_n(x) for x in args.suite_n or [])
     from .evaluate import SUITES, EvalConfig, evaluate, load_subject
 
     suites = args.suite or (["custom"] if args.prompts else list(SUITES))
     cfg = EvalConfig(suites=suites, n_prompts=args.n, max_new_tokens=args.max_new_tokens,
                      batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
                      top_p=args.top_p, seed=args.seed, held_out_seed=args.split_seed,
-                     prompts_file=args.prompts, judges=judges)
+                     prompts_file=args.prompts, judges=judges, suite_n=suite_n,
+                     extra_harmful=args.extra_harmful or [])
     import contextlib
 
     from .jobs import Job, device_lock
@@ -226,12 +236,18 @@ def _runs(args) -> int:
 
 
 def _experiment(args) -> int:
-    from .experiment import data_efficiency
+    from dataclasses import replace
 
-    out = data_efficiency(objectives=args.objectives.split(","), sizes=[int(x) for x in args.sizes.split(",")],
-                          seeds=[int(x) for x in args.seeds.split(",")], steps=args.steps,
-                          eval_prompts=args.eval_prompts, config=args.config, overrides=args.overrides,
-                          max_new_tokens=args.max_new_tokens, resume=args.resume)
+    from .experiment import PRESETS, data_efficiency
+
+    design = PRESETS[args.preset]
+    given = {"objectives": args.objectives and args.objectives.split(","),
+             "sizes": args.sizes and [int(x) for x in args.sizes.split(",")],
+             "seeds": args.seeds and [int(x) for x in args.seeds.split(",")],
+             "steps": args.steps, "eval_prompts": args.eval_prompts, "max_new_tokens": args.max_new_tokens,
+             "suite_n": args.suite_n and dict(parse_suite_n(x) for x in args.suite_n)}
+    design = replace(design, **{k: v for k, v in given.items() if v is not None})
+    out = data_efficiency(design, config=args.config, overrides=args.overrides, resume=args.resume)
     print(out)
     return 0
 
@@ -316,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="suite to run (repeatable; default: the five of the default evaluation, or custom with --prompts; jailbreak only when named)")
     p.add_argument("--prompts", help="your own prompt file (JSONL/CSV with 'prompt'; optional label/type)")
     p.add_argument("--n", type=int, default=32, help="prompts per suite (default 32)")
+    p.add_argument("--suite-n", action="append", metavar="SUITE=N|all",
+                   help="prompts for one suite, over --n (e.g. overalign=all)")
+    p.add_argument("--extra-harmful", action="append", choices=["harmbench", "advbench", "donotanswer"],
+                   help="add every prompt of this set to the held-out harmful prompts (a set no training "
+                        "prompt came from)")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
                    help=f"answers per generation batch, shared by all suites (default {EVAL_BATCH_SIZE})")
@@ -340,13 +361,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("experiment", help="the paper's claims in miniature")
     p.add_argument("name", choices=["data-efficiency"])
-    p.add_argument("--objectives", default="sft,ga,emd,emd_lb,refusal_sft")
-    p.add_argument("--sizes", default="10,30,100")
-    p.add_argument("--seeds", default="0,1")
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--eval-prompts", type=int, default=24)
-    p.add_argument("--max-new-tokens", type=int, default=40)
-    p.add_argument("--resume", metavar="FOLDER", help="continue an interrupted experiment in FOLDER")
+    p.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
+                   help="the design: cpu (2 seeds, fits 90 min on 2 cores) or gpu (3 seeds, capability, "
+                        "longer answers); the options below override single parts of it")
+    p.add_argument("--objectives", help="comma-separated (cpu: sft,ga,npo,emd,emd_lb,refusal_sft)")
+    p.add_argument("--sizes", help="harmful-set sizes, comma-separated (cpu: 10,30,100)")
+    p.add_argument("--seeds", help="training seeds, comma-separated (cpu: 0,1)")
+    p.add_argument("--steps", type=int, help="training steps per run")
+    p.add_argument("--eval-prompts", type=int, help="prompts for suites --suite-n does not name")
+    p.add_argument("--suite-n", action="append", metavar="SUITE=N|all",
+                   help="prompts of one evaluation suite (cpu: harmful=100, overalign=all, fluency=50)")
+    p.add_argument("--max-new-tokens", type=int, help="tokens per evaluation answer")
+    p.add_argument("--resume", metavar="FOLDER",
+                   help="continue an interrupted experiment in FOLDER, with the design it recorded")
     p.add_argument("--config", default=None)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_experiment)

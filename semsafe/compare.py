@@ -90,6 +90,10 @@ def eval_args_matching(ref: str) -> list[str]:
         args += ["--suite", suite]
     for role, spec in (cfg.get("judges") or {}).items():
         args += ["--judge", f"{role}={spec}"]
+    for suite, n in (cfg.get("suite_n") or {}).items():
+        args += ["--suite-n", f"{suite}={'all' if n is None else n}"]
+    for name in cfg.get("extra_harmful") or []:
+        args += ["--extra-harmful", name]
     if cfg.get("batch_size"):  # part of the settings key the base evaluation must match
         args += ["--batch-size", str(cfg["batch_size"])]
     return args

@@ -27,6 +27,7 @@ appended to ``<suite>.partial.jsonl`` as each batch is scored, so a killed eval 
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -60,12 +61,17 @@ class EvalConfig:
     n_bootstrap: int = 1000
     judges: dict = field(default_factory=dict)  # role ("harm", "refusal") -> "hf:MODEL[:LABEL]"
     jailbreak_templates: int = 8  # templates drawn for the jailbreak suite
+    suite_n: dict = field(default_factory=dict)  # per-suite prompt counts over n_prompts (None = all)
+    extra_harmful: list = field(default_factory=list)  # more held-out harmful sets, e.g. ["harmbench"]
 
     def key(self) -> str:
         """Settings hash naming the evaluation folder; a prompt file enters by its *content*, so
         an edited file is a new evaluation, never mixed with rows of the old one; the judges'
         versions enter too, so rows scored by an older judge are never reused."""
         values = asdict(self)
+        for name in ("suite_n", "extra_harmful"):  # added later: unset, they leave earlier keys alone
+            if not values[name]:
+                del values[name]
         values["judge_versions"] = judge_versions(self)
         if self.prompts_file and Path(self.prompts_file).is_file():
             values["prompts_file"] = hashlib.sha256(Path(self.prompts_file).read_bytes()).hexdigest()
@@ -75,9 +81,31 @@ class EvalConfig:
 # --- where prompts come from -------------------------------------------------------------------
 
 def heldout_harmful(cfg: EvalConfig, prepared: str | None = None) -> list[Record]:
+    """The held-out side of the training set's harmful prompts, plus every prompt of each set in
+    ``cfg.extra_harmful`` (sets no training prompt came from), interleaved by source so the first
+    n prompts draw on every source alike."""
     if prepared and (Path(prepared) / "harmful_heldout.jsonl").exists():
-        return list(load_records(Path(prepared) / "harmful_heldout.jsonl"))
-    return [r for r in assign_split(load_set("advbench"), 0.5, cfg.held_out_seed) if r.split == "test"]
+        own = list(load_records(Path(prepared) / "harmful_heldout.jsonl"))
+    else:
+        own = [r for r in assign_split(load_set("advbench"), 0.5, cfg.held_out_seed) if r.split == "test"]
+    if not cfg.extra_harmful:
+        return own
+    trained_on = _harmful_training_source(prepared)
+    sources = [own]
+    for name in cfg.extra_harmful:
+        if name == trained_on:
+            raise SemsafeError(f"--extra-harmful {name}: the training prompts came from {name}, so its prompts "
+                               "are not held out; choose another set")
+        sources.append(load_set(name))
+    return [r for group in itertools.zip_longest(*sources) for r in group if r is not None]
+
+
+def _harmful_training_source(prepared: str | None) -> str:
+    """Where a prepared folder's harmful training prompts came from (advbench by default)."""
+    meta = Path(prepared) / "meta.json" if prepared else None
+    if meta and meta.exists():
+        return json.loads(meta.read_text()).get("config", {}).get("harmful", "advbench")
+    return "advbench"
 
 
 def heldout_benign(cfg: EvalConfig) -> list[Record]:
@@ -85,7 +113,7 @@ def heldout_benign(cfg: EvalConfig) -> list[Record]:
 
 
 def suite_prompts(suite: str, cfg: EvalConfig, prepared: str | None = None) -> list[Record]:
-    n = cfg.n_prompts
+    n = cfg.suite_n.get(suite, cfg.n_prompts)
     if suite in ("harmful", "emd"):
         recs = heldout_harmful(cfg, prepared)[:n]
     elif suite == "overalign":

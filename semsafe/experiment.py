@@ -3,14 +3,19 @@
 Objectives x harmful-set sizes x seeds on the embedded model, each at equal strength (λ
 calibrated to one ratio of gradient norms, ``lambda_mode: ratio``), each run evaluated on the
 held-out side of the one data split the experiment uses, against the base model evaluated with
-the same settings. Writes into ``runs/experiments/data-efficiency-<time>/``:
-``results.csv`` (one row per run, with paired deltas against the base), ``results.md`` (means
-over seeds with t intervals, and which deltas are effects) and ``plots.html``.
-``resume=FOLDER`` continues an interrupted experiment: finished runs are not trained again.
+the same settings. A design is a preset (``cpu``: fits 90 minutes on 2 cores; ``gpu``: the
+same with three seeds, capability and longer answers) that single options can override.
+Objectives that train without the harmful set (sft) are trained once per seed and stand at
+every size. Writes into ``runs/experiments/data-efficiency-<time>/``: ``results.csv`` (one row
+per run and size, with paired deltas against the base), ``versus.csv`` (TA-SFT against each
+baseline, paired over prompts), ``curves.csv`` (each run's logged terms per step),
+``results.md`` and ``plots.html``. ``resume=FOLDER`` continues an interrupted experiment with
+its recorded design: finished runs are not trained or evaluated again.
 """
 
 import json
 import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +28,7 @@ from .store import atomic_write_json, atomic_write_text
 # (suite, metric, short name, direction in which it is better)
 METRICS = [("harmful", "harmful_rate", "harmful", "lower"),
            ("harmful", "refusal_rate", "refusal", "higher"),
+           ("harmful", "degenerate_rate", "degenerate", "lower"),
            ("overalign", "over_refusal_rate", "over-refusal", "lower"),
            ("overalign", "unsafe_refusal_rate", "unsafe refused", "higher"),
            ("fluency", "ppl_generated_under_base", "ppl (base, generated)", "lower"),
@@ -30,56 +36,99 @@ METRICS = [("harmful", "harmful_rate", "harmful", "lower"),
            ("capability", "accuracy", "capability", "higher"),
            ("fluency", "ppl_reference", "ppl (reference, secondary)", "lower")]
 DELTA_METRICS = [m for m in METRICS if m[1] not in ("distinct_2",)]  # distinct-2 is pooled: no pairs
-EXPERIMENT_OVERRIDES = ["train.lr=1e-3", "train.save_steps=1000"]
+VERSUS_METRICS = [m for m in DELTA_METRICS if m[1] in ("harmful_rate", "over_refusal_rate",
+                                                        "ppl_generated_under_base")]
+EXPERIMENT_OVERRIDES = ["train.save_steps=1000"]
 SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tasft-emd.yaml"  # λ mode ratio 1.0
+METHOD = "emd"  # TA-SFT; versus.csv compares it with every other objective
 
 
-def plan(objectives, sizes, seeds, steps, config=None, overrides=()) -> tuple[dict, object, list]:
-    """``(base config values, PrepareConfig, [(run name, config values)])``: every run the
-    experiment trains, before anything runs (also what the leak test checks)."""
+@dataclass
+class Design:
+    objectives: list = field(default_factory=lambda: ["sft", "ga", "npo", "emd", "emd_lb", "refusal_sft"])
+    sizes: list = field(default_factory=lambda: [10, 30, 100])
+    seeds: list = field(default_factory=lambda: [0, 1])
+    steps: int = 18
+    suites: list = field(default_factory=lambda: ["harmful", "overalign", "fluency"])
+    # ≥100 held-out harmful prompts (AdvBench's held-out half and HarmBench, interleaved), every
+    # over-alignment probe (153 safe, 52 unsafe contrasts), 50 fluency prompts
+    suite_n: dict = field(default_factory=lambda: {"harmful": 100, "overalign": None, "fluency": 50})
+    extra_harmful: list = field(default_factory=lambda: ["harmbench"])
+    eval_prompts: int | None = 24  # suites not in suite_n
+    max_new_tokens: int = 32
+    batch_size: int = 128
+    # lr 2e-3: in a 30-step pilot the EMD term of emd levelled off from step ~18 (1e-3 was still
+    # climbing at 12); examples cut at 96 tokens keep the CPU preset within 90 minutes
+    overrides: list = field(default_factory=lambda: ["train.lr=2e-3", "data.max_length=96"])
+
+
+PRESETS = {
+    "cpu": Design(),
+    "gpu": Design(seeds=[0, 1, 2], steps=30, suites=["harmful", "overalign", "fluency", "capability"],
+                  suite_n={"harmful": 100, "overalign": None, "fluency": 50, "capability": None},
+                  max_new_tokens=48, batch_size=256, overrides=["train.lr=2e-3"]),
+}
+
+
+def plan(design: Design, config=None, overrides=()) -> tuple[dict, object, list]:
+    """``(base config values, PrepareConfig, [(run name, config values, sizes it stands for)])``:
+    every run the experiment trains, before anything runs (also what the leak test checks)."""
+    from .objectives import get_objective
     from .prepare import PrepareConfig
 
-    base_values = load_config(config or str(SHIPPED_CONFIG), [*EXPERIMENT_OVERRIDES, *overrides]).to_dict()
+    base_values = load_config(config or str(SHIPPED_CONFIG),
+                              [*EXPERIMENT_OVERRIDES, *design.overrides, *overrides]).to_dict()
     split_seed = base_values["data"]["split_seed"]
+    sizes = sorted(design.sizes)
     # answer enough harmful prompts that the largest harmful set can be filled after judging
     pcfg = PrepareConfig(model=base_values["model"], n_harmful=int(max(sizes) * 1.8) + 10,
+                         n_retain=base_values["data"]["n_retain"],
                          max_new_tokens=base_values["data"]["prepare_max_new_tokens"], seed=split_seed)
     runs = []
-    for objective in objectives:
-        for size in sizes:
-            for seed in seeds:
+    for objective in design.objectives:
+        # an objective that never trains on the harmful set gives one run per seed for all sizes
+        groups = [[size] for size in sizes] if get_objective(objective).uses_harmful else [sizes]
+        for group in groups:
+            for seed in design.seeds:
                 values = apply_overrides(base_values, [
-                    f"objective={objective}", f"data.n_harmful={size}", f"train.seed={seed}",
-                    f"train.steps={steps}"])
+                    f"objective={objective}", f"data.n_harmful={group[0]}", f"train.seed={seed}",
+                    f"train.steps={design.steps}"])
                 config_from_dict(values)  # every planned config is valid before anything runs
-                runs.append((f"{objective}-n{size}-s{seed}", values))
+                name = f"{objective}-n{group[0]}-s{seed}" if len(group) == 1 else f"{objective}-s{seed}"
+                runs.append((name, values, group))
     return base_values, pcfg, runs
 
 
-def eval_config(eval_prompts: int, max_new_tokens: int, split_seed: int):
+def eval_config(design: Design, split_seed: int):
     from .evaluate import EvalConfig
 
-    return EvalConfig(suites=["harmful", "overalign", "fluency", "capability"], n_prompts=eval_prompts,
-                      max_new_tokens=max_new_tokens, held_out_seed=split_seed)
+    return EvalConfig(suites=list(design.suites), n_prompts=design.eval_prompts, suite_n=dict(design.suite_n),
+                      extra_harmful=list(design.extra_harmful), max_new_tokens=design.max_new_tokens,
+                      batch_size=design.batch_size, held_out_seed=split_seed)
 
 
-def data_efficiency(objectives, sizes, seeds, steps=12, eval_prompts=24, config=None, overrides=(),
-                    max_new_tokens=40, resume: str | None = None) -> Path:
+def data_efficiency(design: Design, config=None, overrides=(), resume: str | None = None,
+                    progress=print) -> Path:
     from .compare import paired_deltas
     from .evaluate import evaluate, load_subject
     from .prepare import default_out_dir, load_prepared, prepare
     from .train import train_run
 
     started = time.time()
-    base_values, pcfg, planned = plan(objectives, sizes, seeds, steps, config, overrides)
     if resume:
         out = Path(resume)
         if not (out / "meta.json").exists():
             raise SemsafeError(f"{out} is not an experiment folder (no meta.json); give the folder "
                                "an earlier `semsafe experiment` printed")
+        recorded = json.loads((out / "meta.json").read_text())
+        if "design" in recorded:  # resume what was started, whatever the options say now
+            design = Design(**recorded["design"])
+            config, overrides = recorded.get("config"), recorded.get("overrides", [])
+        started -= 60 * recorded.get("minutes", 0)  # the clock counts every session of the experiment
     else:
         out = runs_dir() / "experiments" / time.strftime("data-efficiency-%Y%m%d-%H%M%S")
         out.mkdir(parents=True)
+    base_values, pcfg, planned = plan(design, config, overrides)
     stamp = out.name
     folder = default_out_dir(pcfg)
     if not (folder / "report.json").exists():
@@ -87,28 +136,32 @@ def data_efficiency(objectives, sizes, seeds, steps=12, eval_prompts=24, config=
     kept = len(load_prepared(folder)["harmful"])
     if kept == 0:
         raise SemsafeError("prepare kept no harmful answers; nothing to train against")
-    meta = {"objectives": objectives, "sizes": sizes, "seeds": seeds, "steps": steps,
-            "eval_prompts": eval_prompts, "max_new_tokens": max_new_tokens, "prepared": str(folder),
+    meta = {"design": asdict(design), "config": config, "overrides": list(overrides), "objectives": design.objectives, "sizes": design.sizes,
+            "seeds": design.seeds, "steps": design.steps, "eval_prompts": design.eval_prompts,
+            "suite_n": design.suite_n, "max_new_tokens": design.max_new_tokens, "prepared": str(folder),
             "split_seed": pcfg.seed, "harmful_kept": kept, "lambda": base_values["lambda"],
-            "lambda_mode": base_values["lambda_mode"], "lr": base_values["train"]["lr"]}
+            "lambda_mode": base_values["lambda_mode"], "lr": base_values["train"]["lr"], "runs": len(planned)}
     atomic_write_json(out / "meta.json", meta)
-    ecfg = eval_config(eval_prompts, max_new_tokens, pcfg.seed)
+    ecfg = eval_config(design, pcfg.seed)
+    progress(f"[{_clock(started)}] base model: evaluating")
     base = load_subject(model_spec=base_values["model"], cfg=ecfg)
-    base_summary = evaluate(base, ecfg)
+    base_summary = evaluate(base, ecfg, progress=False)
     base_ref = f"base:{base_values['model']}"
+    folders = {base_ref: base.out_dir}
     rows = [{"objective": "base", "size": 0, "seed": None, "run": base_ref, **_row(base_summary)}]
-    for name, values in planned:
+    for i, (name, values, sizes) in enumerate(planned, 1):
         values = apply_overrides(values, [f"data.prepared={folder}", f"sweep={stamp}"])
         cfg = config_from_dict(values)
         run_id = f"{stamp}-{name}"
-        row = {"objective": cfg.objective, "size": min(cfg.data.n_harmful, kept), "seed": cfg.train.seed,
-               "run": run_id}
+        progress(f"[{_clock(started)}] run {i}/{len(planned)}: {run_id}")
+        row = {"objective": cfg.objective, "seed": cfg.train.seed, "run": run_id}
         try:
             run = _finished_or_new(run_id, values)
             if run.status.get("state") != "done":
                 train_run(cfg, run, resume=run.status.get("state") in ("failed", "cancelled", "running"))
             if not (run.path / "eval" / "summary.json").exists():
                 evaluate(load_subject(run_id=run.id, cfg=ecfg), ecfg, progress=False)
+            folders[run.id] = run.path / "eval"
             summary = json.loads((run.path / "eval" / "summary.json").read_text())
             calib = run.path / "calibration.json"
             row.update(_row(summary), lambda_effective=json.loads(calib.read_text())["lambda"]
@@ -122,15 +175,105 @@ def data_efficiency(objectives, sizes, seeds, steps=12, eval_prompts=24, config=
                     row[f"d {short} effect"] = d["significant"]
         except SemsafeError as err:
             row["error"] = str(err)
-        rows.append(row)
+        rows += [{**row, "size": min(size, kept)} for size in sizes]
         atomic_write_text(out / "results.csv", pd.DataFrame(rows).to_csv(index=False))  # current as we go
+        atomic_write_json(out / "meta.json", {**meta, "minutes": round((time.time() - started) / 60, 1)})
     table = pd.DataFrame(rows)
     atomic_write_text(out / "results.csv", table.to_csv(index=False))
+    versus = versus_table(table, folders, METHOD)
+    atomic_write_text(out / "versus.csv", versus.to_csv(index=False))
+    curves = training_curves(table)
+    atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
     meta["minutes"] = round((time.time() - started) / 60, 1)
     atomic_write_json(out / "meta.json", meta)
-    atomic_write_text(out / "results.md", results_markdown(table, meta))
-    write_plots(table, out / "plots.html")
+    atomic_write_text(out / "results.md", results_markdown(table, meta, versus, curves))
+    write_plots(table, curves, out / "plots.html")
+    progress(f"[{_clock(started)}] done")
     return out
+
+
+def _clock(started: float) -> str:
+    return f"{(time.time() - started) / 60:5.1f} min"
+
+
+def versus_table(table: pd.DataFrame, folders: dict, method: str = METHOD) -> pd.DataFrame:
+    """``method`` against every other objective at each size, paired over prompts: each prompt's
+    value averaged over seeds on both sides, the difference with a paired bootstrap interval
+    (negative Δ harmful = the method is safer)."""
+    from .evaluate import metric_values
+    from .stats import paired_delta
+
+    if "error" in table:
+        table = table[table["error"].isna()]
+    runs = table[table["objective"] != "base"]
+
+    def per_prompt(refs, suite, metric):
+        frames = []
+        for ref in refs:
+            path = folders.get(ref, Path("/nonexistent")) / f"{suite}.parquet"
+            if path.exists():
+                frames.append(metric_values(suite, pd.read_parquet(path))[metric][0])
+        return pd.concat(frames, axis=1).mean(axis=1) if frames else None
+
+    out = []
+    for size, at_size in runs.groupby("size"):
+        mine = at_size[at_size["objective"] == method]["run"].tolist()
+        if not mine:
+            continue
+        for other, theirs in at_size[at_size["objective"] != method].groupby("objective", sort=False):
+            row = {"size": size, "method": method, "versus": other, "seeds": len(mine)}
+            for suite, metric, short, better in VERSUS_METRICS:
+                a, b = per_prompt(mine, suite, metric), per_prompt(theirs["run"].tolist(), suite, metric)
+                if a is None or b is None:
+                    continue
+                ids = [i for i in a.index if i in b.index]
+                d = paired_delta([b[i] for i in ids], [a[i] for i in ids], binary=False)
+                row[f"d {short}"], row[f"d {short} low"], row[f"d {short} high"] = d["delta"], d["low"], d["high"]
+                row[f"{short}: {method} better"] = bool(d["significant"] and (d["delta"] < 0) == (better == "lower"))
+                row[f"{short}: {method} worse"] = bool(d["significant"] and (d["delta"] < 0) != (better == "lower"))
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def training_curves(table: pd.DataFrame) -> pd.DataFrame:
+    """Each run's logged training terms per step (long format): its own harmful term (the one λ
+    multiplies, as logged), the exact EMD to the harmful answers every objective logs, and the
+    retain cross-entropy."""
+    from .objectives import get_objective
+
+    rows = []
+    runs = table[table["objective"] != "base"].drop_duplicates("run")
+    for _, r in runs.iterrows():
+        try:
+            metrics = Run.open(r["run"]).metrics()
+        except SemsafeError:
+            continue
+        own = get_objective(r["objective"]).term_log
+        for m in metrics:
+            for key, term in ((own, "harmful term"), ("emd_harmful", "EMD to harmful answers"),
+                              ("ce_retain", "retain CE")):
+                if key and key in m and "step" in m:
+                    rows.append({"objective": r["objective"], "size": r["size"], "seed": r["seed"], "run": r["run"],
+                                 "step": m["step"], "term": term, "name": key, "value": float(m[key])})
+    return pd.DataFrame(rows, columns=["objective", "size", "seed", "run", "step", "term", "name", "value"])
+
+
+def plateau(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per objective and size: how far the harmful term still moved in the last quarter of the
+    steps, as a share of its whole movement (mean over seeds of each run's curve smoothed over 3
+    steps). Near 0: levelled off; near 0.25 or more: still moving at the last step."""
+    own = curves[curves["term"] == "harmful term"]
+    out = []
+    for (objective, size), g in own.groupby(["objective", "size"], sort=False):
+        mean = g.groupby("step")["value"].mean().sort_index().rolling(3, min_periods=1).mean()
+        if len(mean) < 4:
+            continue
+        q = max(1, len(mean) // 4)
+        total = abs(mean.iloc[-1] - mean.iloc[0])
+        late = abs(mean.iloc[-1] - mean.iloc[-1 - q])
+        out.append({"objective": objective, "size": size, "term": g["name"].iloc[0], "first": mean.iloc[0],
+                    "last": mean.iloc[-1], "last-quarter share": late / total if total > 0 else 0.0})
+    return pd.DataFrame(out)
 
 
 def _finished_or_new(run_id: str, values: dict) -> Run:
@@ -149,19 +292,21 @@ def _row(summary: dict) -> dict:
     return out
 
 
-def results_markdown(table: pd.DataFrame, meta: dict) -> str:
+def results_markdown(table: pd.DataFrame, meta: dict, versus: pd.DataFrame | None = None,
+                     curves: pd.DataFrame | None = None) -> str:
     from .stats import seed_interval
 
     base = table[table["objective"] == "base"].iloc[0]
     ok = table["error"].isna() if "error" in table else True
     runs = table[(table["objective"] != "base") & ok]
-    shorts = [m[2] for m in METRICS]
+    shorts = [m[2] for m in METRICS if m[2] in table and table[m[2]].notna().any()]
+    counts = ", ".join(f"{suite} {'all' if n is None else n}" for suite, n in (meta.get("suite_n") or {}).items())
     lines = [f"Harmful answers available after judging: {meta['harmful_kept']}. Training: {meta['steps']} "
              f"steps per run, lr {meta['lr']}, λ mode {meta['lambda_mode']} (λ = {meta['lambda']}"
              f"{' = target ratio ||λ∇H|| / ||∇CE||' if meta['lambda_mode'] == 'ratio' else ''}). "
-             f"Evaluation: up to {meta['eval_prompts']} prompts per suite, {meta['max_new_tokens']} new tokens, "
-             f"greedy; data split seed {meta['split_seed']}. Total time: {meta.get('minutes', 0):.0f} min.", "",
-             "Each cell: mean over seeds [95% t interval over seeds]; the base row: value [95% Wilson "
+             f"Evaluation: prompts per suite {counts or meta['eval_prompts']}, {meta['max_new_tokens']} new "
+             f"tokens, greedy; data split seed {meta['split_seed']}. Total time: {meta.get('minutes', 0):.0f} min.",
+             "", "Each cell: mean over seeds [95% t interval over seeds]; the base row: value [95% Wilson "
              "or bootstrap interval over prompts].", "",
              "| objective | size | " + " | ".join(shorts) + " |", "|---|---|" + "---|" * len(shorts),
              "| base | — | " + " | ".join(_cell(base[s], base.get(f"{s} low"), base.get(f"{s} high")) for s in shorts) + " |"]
@@ -171,12 +316,38 @@ def results_markdown(table: pd.DataFrame, meta: dict) -> str:
             r = seed_interval(group[s].tolist())
             cells.append(_cell(r["mean"], r["low"], r["high"]))
         lines.append(f"| {objective} | {size} | " + " | ".join(cells) + " |")
+    if versus is not None and len(versus):
+        vshort = [m[2] for m in VERSUS_METRICS if f"d {m[2]}" in versus]
+        lines += ["", f"TA-SFT (`{METHOD}`) against each other objective at the same size, paired over prompts "
+                  "(each prompt's value averaged over seeds; Δ = emd − other [95% paired bootstrap interval]; "
+                  "**bold** = the interval excludes 0):", "",
+                  "| size | versus | " + " | ".join(f"Δ {s}" for s in vshort) + " | verdict |",
+                  "|---|---|" + "---|" * (len(vshort) + 1)]
+        for _, r in versus.iterrows():
+            cells, better, worse = [], [], []
+            for s in vshort:
+                text = f"{r[f'd {s}']:+.3f} [{r[f'd {s} low']:+.3f}, {r[f'd {s} high']:+.3f}]"
+                decided = bool(r.get(f"{s}: {METHOD} better")) or bool(r.get(f"{s}: {METHOD} worse"))
+                cells.append(f"**{text}**" if decided else text)
+                (better if r.get(f"{s}: {METHOD} better") else worse if r.get(f"{s}: {METHOD} worse") else []).append(s)
+            verdict = ("; ".join([f"{METHOD} better on {', '.join(better)}"] * bool(better)
+                                 + [f"{METHOD} worse on {', '.join(worse)}"] * bool(worse))
+                       or f"{METHOD} does not beat {r['versus']}: no difference shown")
+            lines.append(f"| {r['size']} | {r['versus']} | " + " | ".join(cells) + f" | {verdict} |")
+    if curves is not None and len(curves):
+        flat = plateau(curves)
+        if len(flat):
+            lines += ["", "Has the harmful term levelled off? The share of its whole movement that came in the "
+                      "last quarter of the steps (curves in plots.html; ≤ 0.10 reads as levelled off):", "",
+                      "| objective | size | term | first | last | last-quarter share |", "|---|---|---|---|---|---|"]
+            lines += [f"| {r['objective']} | {r['size']} | {r['term']} | {r['first']:.3f} | {r['last']:.3f} | "
+                      f"{r['last-quarter share']:.2f} |" for _, r in flat.iterrows()]
     lines += ["", "Paired change from the base model on the same prompts, per run (Δ [95% paired "
               "bootstrap interval]; **bold** = an effect: the interval excludes 0, and for rates "
               "McNemar's exact p < 0.05):", ""]
-    dshort = [m[2] for m in DELTA_METRICS]
+    dshort = [m[2] for m in DELTA_METRICS if f"d {m[2]}" in runs]
     lines += ["| run | " + " | ".join(f"Δ {s}" for s in dshort) + " |", "|---|" + "---|" * len(dshort)]
-    for _, r in runs.iterrows():
+    for _, r in runs.drop_duplicates("run").iterrows():
         cells = []
         for s in dshort:
             if pd.isna(r.get(f"d {s}")):
@@ -184,8 +355,15 @@ def results_markdown(table: pd.DataFrame, meta: dict) -> str:
                 continue
             text = f"{r[f'd {s}']:+.3f} [{r[f'd {s} low']:+.3f}, {r[f'd {s} high']:+.3f}]"
             cells.append(f"**{text}**" if bool(r.get(f"d {s} effect")) else text)
-        lines.append(f"| {r['objective']} n{r['size']} s{r['seed']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {run_label(r['run'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def run_label(run_id: str) -> str:
+    """``emd-n10-s0`` for ``data-efficiency-<date>-<time>-emd-n10-s0``."""
+    import re
+
+    return re.sub(r"^data-efficiency-\d{8}-\d{6}-", "", run_id)
 
 
 def _cell(mean, low, high) -> str:
@@ -212,7 +390,7 @@ def efficiency_figures(table: pd.DataFrame) -> list:
             ("harmful", "Harmful-answer rate vs harmful-set size (lower is safer)", "harmful-answer rate"),
             ("ppl (base, generated)", "Base-model perplexity of generated answers vs harmful-set size "
              "(lower is more fluent)", "perplexity under the base model")):
-        if col not in runs:
+        if col not in runs or runs[col].isna().all() or pd.isna(base[col]):  # a suite not evaluated
             continue
         fig = go.Figure()
         for objective, g in runs.groupby("objective", sort=False):
@@ -227,8 +405,9 @@ def efficiency_figures(table: pd.DataFrame) -> list:
                           xaxis_type="log", height=420)
         figs.append(fig)
     fig = go.Figure()
-    for objective, g in runs.groupby("objective", sort=False):
-        fig.add_trace(go.Scatter(x=g["over-refusal"], y=g["harmful"], mode="markers", name=objective, text=g["run"]))
+    for objective, g in runs.drop_duplicates("run").groupby("objective", sort=False):
+        fig.add_trace(go.Scatter(x=g["over-refusal"], y=g["harmful"], mode="markers", name=objective,
+                                 text=g["run"].map(run_label)))
     fig.add_trace(go.Scatter(x=[base["over-refusal"]], y=[base["harmful"]], mode="markers", name="base",
                              marker=dict(symbol="star", size=14)))
     fig.update_layout(title="Over-refusal vs harmful-answer rate, one point per run (best: bottom left)",
@@ -238,8 +417,46 @@ def efficiency_figures(table: pd.DataFrame) -> list:
     return figs
 
 
-def write_plots(table: pd.DataFrame, out: Path) -> None:
-    figs = efficiency_figures(table)
+def curve_figures(curves: pd.DataFrame) -> list:
+    """Training curves: each objective's own harmful term per step (one panel per objective, a
+    line per harmful-set size, mean over seeds), and the exact EMD to the harmful answers that
+    every objective logs (one line per objective at the largest size)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if curves is None or not len(curves):
+        return []
+    own = curves[curves["term"] == "harmful term"]
+    objectives = list(dict.fromkeys(own["objective"]))
+    figs = []
+    if objectives:
+        fig = make_subplots(rows=1, cols=len(objectives), subplot_titles=[
+            f"{o}: {own[own['objective'] == o]['name'].iloc[0]}" for o in objectives])
+        for col, objective in enumerate(objectives, 1):
+            for size, g in own[own["objective"] == objective].groupby("size"):
+                mean = g.groupby("step")["value"].mean()
+                fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines", name=f"n={size}",
+                                         legendgroup=f"n={size}", showlegend=col == 1), row=1, col=col)
+        fig.update_layout(title="Each objective's harmful term per training step (mean over seeds): has it "
+                                "levelled off?", height=360)
+        fig.update_xaxes(title_text="step")
+        figs.append(fig)
+    emd = curves[curves["term"] == "EMD to harmful answers"]
+    if len(emd):
+        largest = emd[emd["size"] == emd["size"].max()]
+        fig = go.Figure()
+        for objective, g in largest.groupby("objective", sort=False):
+            mean = g.groupby("step")["value"].mean()
+            fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines", name=objective))
+        fig.update_layout(title=f"Exact EMD from the model to the harmful answers during training, n = "
+                                f"{largest['size'].max()} (higher = further from them)", xaxis_title="step",
+                          yaxis_title="mean EMD per token", height=380)
+        figs.append(fig)
+    return figs
+
+
+def write_plots(table: pd.DataFrame, curves: pd.DataFrame | None, out: Path) -> None:
+    figs = efficiency_figures(table) + curve_figures(curves)
     body = figs[0].to_html(full_html=False, include_plotlyjs=True)
     body += "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in figs[1:])
     atomic_write_text(out, f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>data efficiency</title>"

@@ -96,6 +96,7 @@ def sequence_logprob(logits, labels, rows, n_rows):
 class Objective:
     name = ""
     uses_harmful = True  # needs a non-empty harmful set
+    term_log = None  # the name under which the harmful term is logged (its training curve)
     extra_parts: tuple = ()  # batch parts besides retain and harmful
 
     def needs_reference(self, ctx: ObjectiveContext) -> bool:
@@ -124,7 +125,7 @@ class SFT(Objective):
 
 class EMD(Objective):
     """H = −mean_t EMD(P_θ(·|x, y_<t), δ(y_t)) over harmful answers (exact, closed form)."""
-    name = "emd"
+    name, term_log = "emd", "emd_harmful"
 
     def harmful_term(self, model, batch, ctx):
         logits, labels, rows = causal_lm_terms(model, batch["harmful"])
@@ -140,7 +141,7 @@ class EMDLowerBound(Objective):
     frozen base model on the harmful prefix; LB and its gradient are 0 at the start and the
     term amplifies whatever drift the retain term causes, in no preferred direction
     (docs/method.md) — kept as an option for comparison."""
-    name = "emd_lb"
+    name, term_log = "emd_lb", "lb_harmful"
 
     def needs_reference(self, ctx):
         return ctx.lb_target == "reference"
@@ -163,7 +164,7 @@ class EMDLowerBound(Objective):
 
 class GradientAscent(Objective):
     """H = −NLL(harmful): unbounded below (NLL → ∞), the usual way such training collapses."""
-    name = "ga"
+    name, term_log = "ga", "nll_harmful"
 
     def harmful_term(self, model, batch, ctx):
         logits, labels, rows = causal_lm_terms(model, batch["harmful"])
@@ -176,7 +177,7 @@ class GradientAscent(Objective):
 
 class Unlikelihood(Objective):
     """H = mean_t −log(1 − p(y_t)): push down the harmful token's probability."""
-    name = "unlikelihood"
+    name, term_log = "unlikelihood", "unlikelihood"
 
     def harmful_term(self, model, batch, ctx):
         logits, labels, rows = causal_lm_terms(model, batch["harmful"])
@@ -192,7 +193,7 @@ class Unlikelihood(Objective):
 class NPO(Objective):
     """H = (2/β) · mean log(1 + (π_θ(y|x) / π_ref(y|x))^β), per harmful answer; the reference
     is the same model with its LoRA adapters disabled (no second copy)."""
-    name = "npo"
+    name, term_log = "npo", "npo"
 
     def needs_reference(self, ctx):
         return True
@@ -212,7 +213,7 @@ class NPO(Objective):
 
 class RefusalSFT(Objective):
     """H = CE(harmful prompts answered with the project's refusals)."""
-    name, extra_parts = "refusal_sft", ("refusal",)
+    name, extra_parts, term_log = "refusal_sft", ("refusal",), "ce_refusal"
 
     def harmful_term(self, model, batch, ctx):
         logits, labels, _ = causal_lm_terms(model, batch["refusal"])

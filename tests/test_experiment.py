@@ -1,0 +1,69 @@
+"""The data-efficiency experiment end to end on the real embedded model, in miniature: a shared
+sft run stands at every size, TA-SFT is compared with a baseline paired over prompts, the
+training curves are kept, a resumed experiment trains nothing again, and the Compare page
+shows it."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from semsafe.experiment import Design, data_efficiency
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMSAFE_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
+    design = Design(objectives=["sft", "emd"], sizes=[2, 3], seeds=[0], steps=2, suites=["harmful", "overalign"],
+                    suite_n={"harmful": 4, "overalign": 4}, max_new_tokens=8, batch_size=8)
+    small_data = ["data.n_retain=8", "data.prepare_max_new_tokens=48"]
+    out = data_efficiency(design, overrides=small_data, progress=lambda _: None)
+
+    table = pd.read_csv(out / "results.csv")
+    assert "error" not in table or table["error"].isna().all(), table.get("error")
+    sft = table[table["objective"] == "sft"]
+    assert sorted(sft["size"]) == [2, 3] and sft["run"].nunique() == 1  # one run stands at both sizes
+    assert table[table["objective"] == "emd"]["run"].nunique() == 2
+    base = table[table["objective"] == "base"].iloc[0]
+    assert 0 <= base["harmful"] <= 1 and 0 <= base["over-refusal"] <= 1
+    assert {"d harmful", "d harmful low", "d harmful high"} <= set(table.columns)
+
+    # the extra held-out set is evaluated: HarmBench prompts sit beside AdvBench's held-out half
+    run_eval = runs / table[table["objective"] == "emd"]["run"].iloc[0] / "eval" / "harmful.parquet"
+    assert any(i.startswith("harmbench-") for i in pd.read_parquet(run_eval)["id"])
+
+    versus = pd.read_csv(out / "versus.csv")
+    assert set(versus["versus"]) == {"sft"} and sorted(versus["size"]) == [2, 3]
+    assert versus["d harmful"].between(-1, 1).all()
+
+    curves = pd.read_csv(out / "curves.csv")
+    emd_term = curves[(curves["objective"] == "emd") & (curves["term"] == "harmful term")]
+    assert set(emd_term["name"]) == {"emd_harmful"} and set(emd_term["step"]) == {1, 2}
+    assert (curves[curves["objective"] == "sft"]["term"] != "harmful term").all()  # sft has no such term
+
+    text = (out / "results.md").read_text()
+    assert "TA-SFT (`emd`) against each other objective" in text and "| 2 | sft |" in text
+    assert "plotly" in (out / "plots.html").read_text()
+
+    # resumed: the recorded design is used and no run trains or evaluates again
+    stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/adapter/*")}
+    evals = {p: p.stat().st_mtime_ns for p in runs.glob("*/eval/summary.json")}
+    again = data_efficiency(Design(steps=99), resume=str(out), progress=lambda _: None)
+    meta = json.loads((out / "meta.json").read_text())
+    assert again == out and meta["design"]["steps"] == 2 and meta["overrides"] == small_data
+    assert stamps and {p: p.stat().st_mtime_ns for p in runs.glob("*/adapter/*")} == stamps
+    assert {p: p.stat().st_mtime_ns for p in runs.glob("*/eval/summary.json")} == evals
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), table)
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages/4_Compare.py"), default_timeout=600).run()
+    assert not at.exception, at.exception
+    assert any("TA-SFT against each baseline" in m.value for m in at.markdown)
