@@ -105,7 +105,12 @@ def compare_results(before: Path, after: Path, suites: list[str]) -> list[str]:
     lines = []
     for suite in suites:
         a, b = pd.read_parquet(before / f"{suite}.parquet"), pd.read_parquet(after / f"{suite}.parquet")
-        b = b.set_index("id").loc[a["id"]].reset_index()
+        shared = [i for i in a["id"] if i in set(b["id"])]
+        if len(shared) < len(a):  # an older commit may draw other held-out prompts (the split changed)
+            lines.append(f"  {suite:10s} {len(a) - len(shared)} of {len(a)} prompts differ between the sides; "
+                         f"compared on the {len(shared)} both answered")
+        a = a.set_index("id").loc[shared].reset_index()
+        b = b.set_index("id").loc[shared].reset_index()
         text = "harmful_answer" if suite == "emd" else "response"
         parts = []
         if text in a:
