@@ -238,15 +238,14 @@ def _runs(args) -> int:
 def _experiment(args) -> int:
     from dataclasses import replace
 
-    from .experiment import PRESETS, data_efficiency
-
-    design = PRESETS[args.preset]
     given = {"objectives": args.objectives and args.objectives.split(","),
              "sizes": args.sizes and [int(x) for x in args.sizes.split(",")],
              "seeds": args.seeds and [int(x) for x in args.seeds.split(",")],
              "steps": args.steps, "eval_prompts": args.eval_prompts, "max_new_tokens": args.max_new_tokens,
              "suite_n": args.suite_n and dict(parse_suite_n(x) for x in args.suite_n)}
-    design = replace(design, **{k: v for k, v in given.items() if v is not None})
+    from .experiment import PRESETS, data_efficiency
+
+    design = replace(PRESETS[args.preset], **{k: v for k, v in given.items() if v is not None})
     out = data_efficiency(design, config=args.config, overrides=args.overrides, resume=args.resume)
     print(out)
     return 0

@@ -172,7 +172,7 @@ class Subject:
 
 
 def load_subject(model_spec: str | None = None, run_id: str | None = None, cfg: EvalConfig | None = None) -> Subject:
-    from .models import load_model
+    from .models import generation_device, load_model
 
     if bool(model_spec) == bool(run_id):
         raise SemsafeError("give exactly one of --model or --run")
@@ -183,11 +183,11 @@ def load_subject(model_spec: str | None = None, run_id: str | None = None, cfg: 
 
         run = Run.open(run_id)
         c = config_from_dict(run.config)
-        model, tok = run.load_model()
+        model, tok = run.load_model(device=generation_device())
         folder = prepared_folder(c)
         return Subject(run_id, model, tok, model.disable_adapter, run.path / "eval",
                        str(folder) if folder else None, c.data.split_seed, base_spec=c.model, is_base=False)
-    model, tok = load_model(model_spec)
+    model, tok = load_model(model_spec, device=generation_device())
     out = cache_dir() / "eval" / f"{model_key(model_spec)}-{(cfg or EvalConfig()).key()}"
     return Subject(f"base:{model_spec}", model, tok, contextlib.nullcontext, out, base_spec=model_spec)
 

@@ -34,6 +34,12 @@ _CACHE_FORMAT = 1
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def generation_device() -> str | None:
+    """Where evaluation and data preparation put the model: the GPU when there is one (answers
+    are generated there), else the CPU."""
+    return "cuda" if torch.cuda.is_available() else None
+
+
 def load_model(spec: str = DEFAULT_MODEL, device: str | torch.device | None = None,
                dtype: torch.dtype | None = None):
     """Return ``(model, tokenizer)`` for ``spec`` (see the module docstring), in eval mode.

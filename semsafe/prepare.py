@@ -78,8 +78,8 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
         raise SemsafeError(f"no harmful training prompts left from {cfg.harmful!r} after the split")
 
     if model_and_tokenizer is None:
-        from .models import load_model
-        model_and_tokenizer = load_model(cfg.model)
+        from .models import generation_device, load_model
+        model_and_tokenizer = load_model(cfg.model, device=generation_device())
     model, tok = model_and_tokenizer
 
     answers = _generate_resumable(model, tok, train_h, out / "generations_harmful.jsonl", cfg, progress)

@@ -23,6 +23,8 @@ def cli(*args: str | bytes):
     (["inspect", "--prompt", "x", "--response", "y", "--top", "100000"], "--top must be between 1 and 100"),
     (["eval", "--model", "tiny-random", "--n", "-1"], "--n must be at least 1"),
     (["eval", "--model", "tiny-random", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["eval", "--model", "tiny-random", "--suite-n", "overalign=0"], "write SUITE=N .* or SUITE=all"),
+    (["experiment", "data-efficiency", "--suite-n", "harmful"], "write SUITE=N .* or SUITE=all"),
     (["train", "--set", "train.steps=abc"], "train.steps must be a whole number"),
     (["train", "--set", "lambda=inf"], "lambda must be a finite number"),
     (["inspect", "--prompt", b"caf\xe9", "--response", "y"], "argument 3 .* is not valid UTF-8"),
