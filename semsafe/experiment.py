@@ -9,7 +9,7 @@ Objectives that train without the harmful set (sft) are trained once per seed an
 every size. Writes into ``runs/experiments/data-efficiency-<time>/``: ``results.csv`` (one row
 per run and size, with paired deltas against the base), ``versus.csv`` (TA-SFT against each
 baseline, paired over prompts), ``curves.csv`` (each run's logged terms per step),
-``results.md`` and ``plots.html``. ``resume=FOLDER`` continues an interrupted experiment with
+``results.md`` and ``report.html`` (the tables and the figures). ``resume=FOLDER`` continues an interrupted experiment with
 its recorded design: finished runs are not trained or evaluated again.
 """
 
@@ -186,8 +186,9 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
     meta["minutes"] = round((time.time() - started) / 60, 1)
     atomic_write_json(out / "meta.json", meta)
-    atomic_write_text(out / "results.md", results_markdown(table, meta, versus, curves))
-    write_plots(table, curves, out / "plots.html")
+    markdown = results_markdown(table, meta, versus, curves)
+    atomic_write_text(out / "results.md", markdown)
+    write_report(table, curves, markdown, out / "report.html")
     progress(f"[{_clock(started)}] done")
     return out
 
@@ -338,7 +339,7 @@ def results_markdown(table: pd.DataFrame, meta: dict, versus: pd.DataFrame | Non
         flat = plateau(curves)
         if len(flat):
             lines += ["", "Has the harmful term levelled off? The share of its whole movement that came in the "
-                      "last quarter of the steps (curves in plots.html; ≤ 0.10 reads as levelled off):", "",
+                      "last quarter of the steps (curves in report.html; ≤ 0.10 reads as levelled off):", "",
                       "| objective | size | term | first | last | last-quarter share |", "|---|---|---|---|---|---|"]
             lines += [f"| {r['objective']} | {r['size']} | {r['term']} | {r['first']:.3f} | {r['last']:.3f} | "
                       f"{r['last-quarter share']:.2f} |" for _, r in flat.iterrows()]
@@ -455,9 +456,15 @@ def curve_figures(curves: pd.DataFrame) -> list:
     return figs
 
 
-def write_plots(table: pd.DataFrame, curves: pd.DataFrame | None, out: Path) -> None:
+def write_report(table: pd.DataFrame, curves: pd.DataFrame | None, markdown: str, out: Path) -> None:
+    """One offline HTML file: the figures, then results.md's tables."""
+    from markdown_it import MarkdownIt
+
     figs = efficiency_figures(table) + curve_figures(curves)
-    body = figs[0].to_html(full_html=False, include_plotlyjs=True)
-    body += "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in figs[1:])
+    body = "".join(f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figs))
+    tables = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    style = ("body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse;"
+             "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}")
     atomic_write_text(out, f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>data efficiency</title>"
-                           f"</head><body>{body}</body></html>")
+                           f"<style>{style}</style></head><body><h1>Data-efficiency experiment</h1>{body}"
+                           f"{tables}</body></html>")

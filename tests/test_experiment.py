@@ -50,7 +50,8 @@ def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
 
     text = (out / "results.md").read_text()
     assert "TA-SFT (`emd`) against each other objective" in text and "| 2 | sft |" in text
-    assert "plotly" in (out / "plots.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "plotly" in report and "<table>" in report and "TA-SFT" in report
 
     # resumed: the recorded design is used and no run trains or evaluates again
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/adapter/*")}
