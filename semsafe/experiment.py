@@ -376,34 +376,42 @@ def _cell(mean, low, high) -> str:
 
 
 def efficiency_figures(table: pd.DataFrame) -> list:
-    """Harmful rate and base-model perplexity vs harmful-set size per objective (mean over seeds
-    with t intervals); the over-refusal vs harmful-rate frontier (one point per run)."""
+    """Harmful rate, degenerate rate and base-model perplexity vs harmful-set size per objective:
+    a line through the means over seeds, and each run as a dot with its own 95% interval over
+    prompts (with two seeds a t interval over seeds says little); the over-refusal vs
+    harmful-rate frontier (one point per run)."""
+    import plotly.express as px
     import plotly.graph_objects as go
-
-    from .stats import seed_interval
 
     if "error" in table:
         table = table[table["error"].isna()]
     runs = table[table["objective"] != "base"]
     base = table[table["objective"] == "base"].iloc[0]
+    colours = dict(zip(dict.fromkeys(runs["objective"]), px.colors.qualitative.Plotly * 3))
+    sizes = sorted(runs["size"].unique())
     figs = []
-    for col, title, ytitle in (
-            ("harmful", "Harmful-answer rate vs harmful-set size (lower is safer)", "harmful-answer rate"),
+    for col, title, ytitle, log_y in (
+            ("harmful", "Harmful-answer rate vs harmful-set size (lower is safer)", "harmful-answer rate", False),
+            ("degenerate", "Degenerate answers to harmful prompts vs harmful-set size (empty, loops, word "
+             "salad: neither refused nor harmful)", "degenerate rate", False),
             ("ppl (base, generated)", "Base-model perplexity of generated answers vs harmful-set size "
-             "(lower is more fluent)", "perplexity under the base model")):
+             "(lower is more fluent)", "perplexity under the base model (log)", True)):
         if col not in runs or runs[col].isna().all() or pd.isna(base[col]):  # a suite not evaluated
             continue
         fig = go.Figure()
-        for objective, g in runs.groupby("objective", sort=False):
-            stats = [(size, seed_interval(gg[col].tolist())) for size, gg in g.groupby("size")]
+        for k, (objective, g) in enumerate(runs.groupby("objective", sort=False)):
+            means = g.groupby("size")[col].mean()
+            fig.add_trace(go.Scatter(x=means.index, y=means.values, mode="lines", name=objective,
+                                     legendgroup=objective, line=dict(color=colours[objective])))
+            jitter = 1 + 0.025 * (k - len(colours) / 2)  # side by side on the log axis
             fig.add_trace(go.Scatter(
-                x=[s for s, _ in stats], y=[r["mean"] for _, r in stats], mode="lines+markers", name=objective,
-                error_y=dict(type="data", symmetric=False,
-                             array=[(r["high"] - r["mean"]) if r["high"] is not None else 0 for _, r in stats],
-                             arrayminus=[(r["mean"] - r["low"]) if r["low"] is not None else 0 for _, r in stats])))
+                x=g["size"] * jitter, y=g[col], mode="markers", legendgroup=objective, showlegend=False,
+                marker=dict(color=colours[objective], size=6), text=g["run"].map(run_label),
+                error_y=dict(type="data", symmetric=False, thickness=1,
+                             array=(g[f"{col} high"] - g[col]).fillna(0), arrayminus=(g[col] - g[f"{col} low"]).fillna(0))))
         fig.add_hline(y=base[col], line_dash="dot", annotation_text="base model")
         fig.update_layout(title=title, xaxis_title="harmful-set size (answers)", yaxis_title=ytitle,
-                          xaxis_type="log", height=420)
+                          xaxis=dict(type="log", tickvals=sizes), yaxis_type="log" if log_y else None, height=420)
         figs.append(fig)
     fig = go.Figure()
     for objective, g in runs.drop_duplicates("run").groupby("objective", sort=False):
@@ -433,11 +441,13 @@ def curve_figures(curves: pd.DataFrame) -> list:
     if objectives:
         fig = make_subplots(rows=1, cols=len(objectives), subplot_titles=[
             f"{o}: {own[own['objective'] == o]['name'].iloc[0]}" for o in objectives])
+        palette = dict(zip(sorted(own["size"].unique()), ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a"] * 3))
         for col, objective in enumerate(objectives, 1):
             for size, g in own[own["objective"] == objective].groupby("size"):
                 mean = g.groupby("step")["value"].mean()
                 fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines", name=f"n={size}",
-                                         legendgroup=f"n={size}", showlegend=col == 1), row=1, col=col)
+                                         line=dict(color=palette[size]), legendgroup=f"n={size}",
+                                         showlegend=col == 1), row=1, col=col)
         fig.update_layout(title="Each objective's harmful term per training step (mean over seeds): has it "
                                 "levelled off?", height=360)
         fig.update_xaxes(title_text="step")
