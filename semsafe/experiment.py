@@ -141,7 +141,8 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
             "suite_n": design.suite_n, "max_new_tokens": design.max_new_tokens, "prepared": str(folder),
             "split_seed": pcfg.seed, "harmful_kept": kept, "lambda": base_values["lambda"],
             "lambda_mode": base_values["lambda_mode"], "lr": base_values["train"]["lr"], "runs": len(planned)}
-    atomic_write_json(out / "meta.json", meta)
+    # the time spent so far goes in from the start, so a resume after any crash keeps counting it
+    atomic_write_json(out / "meta.json", {**meta, "minutes": round((time.time() - started) / 60, 1)})
     ecfg = eval_config(design, pcfg.seed)
     progress(f"[{_clock(started)}] base model: evaluating")
     base = load_subject(model_spec=base_values["model"], cfg=ecfg)
