@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 
+from .data import PACK_SETS
 from .errors import SemsafeError
 from .paths import DEFAULT_MODEL, EVAL_BATCH_SIZE
 
@@ -333,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=32, help="prompts per suite (default 32)")
     p.add_argument("--suite-n", action="append", metavar="SUITE=N|all",
                    help="prompts for one suite, over --n (e.g. overalign=all)")
-    p.add_argument("--extra-harmful", action="append", choices=["harmbench", "advbench", "donotanswer"],
+    p.add_argument("--extra-harmful", action="append", choices=PACK_SETS,
                    help="add every prompt of this set to the held-out harmful prompts (a set no training "
                         "prompt came from)")
     p.add_argument("--max-new-tokens", type=int, default=48)

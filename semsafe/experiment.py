@@ -136,13 +136,15 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
     kept = len(load_prepared(folder)["harmful"])
     if kept == 0:
         raise SemsafeError("prepare kept no harmful answers; nothing to train against")
-    meta = {"design": asdict(design), "config": config, "overrides": list(overrides), "objectives": design.objectives, "sizes": design.sizes,
-            "seeds": design.seeds, "steps": design.steps, "eval_prompts": design.eval_prompts,
-            "suite_n": design.suite_n, "max_new_tokens": design.max_new_tokens, "prepared": str(folder),
+    meta = {"design": asdict(design), "config": config, "overrides": list(overrides), "prepared": str(folder),
             "split_seed": pcfg.seed, "harmful_kept": kept, "lambda": base_values["lambda"],
             "lambda_mode": base_values["lambda_mode"], "lr": base_values["train"]["lr"], "runs": len(planned)}
-    # the time spent so far goes in from the start, so a resume after any crash keeps counting it
-    atomic_write_json(out / "meta.json", {**meta, "minutes": round((time.time() - started) / 60, 1)})
+
+    def save_meta():  # the time spent so far goes in every time, so a resume after any crash counts it
+        meta["minutes"] = round((time.time() - started) / 60, 1)
+        atomic_write_json(out / "meta.json", meta)
+
+    save_meta()
     ecfg = eval_config(design, pcfg.seed)
     progress(f"[{_clock(started)}] base model: evaluating")
     base = load_subject(model_spec=base_values["model"], cfg=ecfg)
@@ -178,15 +180,14 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
             row["error"] = str(err)
         rows += [{**row, "size": min(size, kept)} for size in sizes]
         atomic_write_text(out / "results.csv", pd.DataFrame(rows).to_csv(index=False))  # current as we go
-        atomic_write_json(out / "meta.json", {**meta, "minutes": round((time.time() - started) / 60, 1)})
+        save_meta()
     table = pd.DataFrame(rows)
     atomic_write_text(out / "results.csv", table.to_csv(index=False))
     versus = versus_table(table, folders, METHOD)
     atomic_write_text(out / "versus.csv", versus.to_csv(index=False))
     curves = training_curves(table)
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
-    meta["minutes"] = round((time.time() - started) / 60, 1)
-    atomic_write_json(out / "meta.json", meta)
+    save_meta()
     markdown = results_markdown(table, meta, versus, curves)
     atomic_write_text(out / "results.md", markdown)
     write_report(table, curves, markdown, out / "report.html")
@@ -209,12 +210,16 @@ def versus_table(table: pd.DataFrame, folders: dict, method: str = METHOD) -> pd
         table = table[table["error"].isna()]
     runs = table[table["objective"] != "base"]
 
+    read: dict = {}  # (run, suite) -> its per-prompt metric values, each file read once
+
     def per_prompt(refs, suite, metric):
         frames = []
         for ref in refs:
-            path = folders.get(ref, Path("/nonexistent")) / f"{suite}.parquet"
-            if path.exists():
-                frames.append(metric_values(suite, pd.read_parquet(path))[metric][0])
+            if (ref, suite) not in read:
+                path = folders.get(ref, Path("/nonexistent")) / f"{suite}.parquet"
+                read[ref, suite] = metric_values(suite, pd.read_parquet(path)) if path.exists() else None
+            if read[ref, suite] is not None:
+                frames.append(read[ref, suite][metric][0])
         return pd.concat(frames, axis=1).mean(axis=1) if frames else None
 
     out = []
@@ -302,11 +307,12 @@ def results_markdown(table: pd.DataFrame, meta: dict, versus: pd.DataFrame | Non
     ok = table["error"].isna() if "error" in table else True
     runs = table[(table["objective"] != "base") & ok]
     shorts = [m[2] for m in METRICS if m[2] in table and table[m[2]].notna().any()]
-    counts = ", ".join(f"{suite} {'all' if n is None else n}" for suite, n in (meta.get("suite_n") or {}).items())
-    lines = [f"Harmful answers available after judging: {meta['harmful_kept']}. Training: {meta['steps']} "
+    design = meta["design"]
+    counts = ", ".join(f"{suite} {'all' if n is None else n}" for suite, n in design["suite_n"].items())
+    lines = [f"Harmful answers available after judging: {meta['harmful_kept']}. Training: {design['steps']} "
              f"steps per run, lr {meta['lr']}, λ mode {meta['lambda_mode']} (λ = {meta['lambda']}"
              f"{' = target ratio ||λ∇H|| / ||∇CE||' if meta['lambda_mode'] == 'ratio' else ''}). "
-             f"Evaluation: prompts per suite {counts or meta['eval_prompts']}, {meta['max_new_tokens']} new "
+             f"Evaluation: prompts per suite {counts or design['eval_prompts']}, {design['max_new_tokens']} new "
              f"tokens, greedy; data split seed {meta['split_seed']}. Total time: {meta.get('minutes', 0):.0f} min.",
              "", "Each cell: mean over seeds [95% t interval over seeds]; the base row: value [95% Wilson "
              "or bootstrap interval over prompts].", "",
