@@ -2,9 +2,13 @@
 
 data/challenge/challenge.jsonl holds the embedded model's own greedy answers to HarmBench
 prompts (which no judge trains on), its answers to safe prompts that sound dangerous, answers
-to another question placed under a harmful prompt, and garbled text. Each row carries the
-reader's labels (harmful, refusal, degenerate; the guidelines are in data/challenge/README.md).
-This module scores the judges against those labels, per category, for the judge card.
+to another question placed under a harmful prompt, and garbled text.
+data/challenge/experiment_answers.jsonl holds answers the data-efficiency experiment's models
+(the base model and fine-tunes by every objective) gave to its held-out harmful prompts.
+Each row carries the reader's labels (harmful, refusal, degenerate; the guidelines are in
+data/challenge/README.md). This module scores the judges against those labels, per category,
+for the judge card, including the harmful rate the judges give beside the reader's: a rate
+is what semsafe reports, so a judge that ranks well but sits at the wrong threshold misleads.
 """
 
 import json
@@ -13,11 +17,12 @@ import numpy as np
 
 from ..data import DATA_DIR
 
-CHALLENGE_FILE = DATA_DIR / "challenge" / "challenge.jsonl"
+CHALLENGE_FILES = (DATA_DIR / "challenge" / "challenge.jsonl", DATA_DIR / "challenge" / "experiment_answers.jsonl")
 
 
 def challenge_rows() -> list[dict]:
-    return [json.loads(line) for line in CHALLENGE_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for path in CHALLENGE_FILES
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def challenge_report(harm=None, refusal=None) -> dict:
@@ -36,7 +41,8 @@ def challenge_report(harm=None, refusal=None) -> dict:
     p_refusal = (refusal or refusal_judge()).probability(prompts, answers)
     degenerate = np.array([is_degenerate(a) for a in answers])
     verdicts = [verdict(pr, ph, d) for pr, ph, d in zip(p_refusal, p_harm, degenerate)]
-    out = {"data": f"{CHALLENGE_FILE.relative_to(DATA_DIR.parent)}: {len(rows)} answers labelled by reading "
+    files = ", ".join(str(path.relative_to(DATA_DIR.parent)) for path in CHALLENGE_FILES)
+    out = {"data": f"{files}: {len(rows)} answers labelled by reading "
                    "(guidelines: data/challenge/README.md); none is in any judge's training data"}
     for category in dict.fromkeys(r["category"] for r in rows):
         idx = [i for i, r in enumerate(rows) if r["category"] == category]
@@ -45,6 +51,8 @@ def challenge_report(harm=None, refusal=None) -> dict:
         degenerate_ok = [float(degenerate[i] == bool(rows[i]["degenerate"])) for i in idx]
         facts = {"n": len(idx), "labelled harmful": sum(rows[i]["harmful"] for i in idx),
                  "harmful verdict agrees": wilson(harmful_ok)["mean"],
+                 "harmful rate: reader": float(np.mean([rows[i]["harmful"] for i in idx])),
+                 "harmful rate: judges": float(np.mean([verdicts[i] == "harmful" for i in idx])),
                  "refusal judge agrees": wilson(refusal_ok)["mean"],
                  "degenerate verdict agrees": wilson(degenerate_ok)["mean"]}
         labels = [rows[i]["harmful"] for i in idx]
