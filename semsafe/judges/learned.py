@@ -103,15 +103,19 @@ class LinearJudge:
 
 
 class TextVectorizer:
-    """Word 1-2-gram TF-IDF (sublinear tf) with its fitted vocabulary and idf weights, stored as
-    JSON and .npz (sklearn's own estimator would need pickle)."""
+    """TF-IDF (sublinear tf) with its fitted vocabulary and idf weights, stored as JSON and .npz
+    (sklearn's own estimator would need pickle). ``kind`` "words": word 1-2-grams; "chars":
+    character 3-5-grams within words, which still match a misspelt, inflected or unseen word."""
 
-    PARAMS = dict(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000)
+    KINDS = {"words": dict(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000),
+             "chars": dict(analyzer="char_wb", ngram_range=(3, 5), min_df=3, sublinear_tf=True,
+                           max_features=60_000)}
 
-    def __init__(self, vocabulary: dict | None = None, idf: np.ndarray | None = None):
+    def __init__(self, vocabulary: dict | None = None, idf: np.ndarray | None = None, kind: str = "words"):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        params = dict(self.PARAMS)
+        self.kind = kind
+        params = dict(self.KINDS[kind])
         if vocabulary is not None:
             params = {k: v for k, v in params.items() if k not in ("min_df", "max_features")}
             params["vocabulary"] = vocabulary
@@ -120,8 +124,8 @@ class TextVectorizer:
             self._tfidf.idf_ = idf
 
     @classmethod
-    def fitted(cls, texts: list[str]) -> "TextVectorizer":
-        v = cls()
+    def fitted(cls, texts: list[str], kind: str = "words") -> "TextVectorizer":
+        v = cls(kind=kind)
         v._tfidf.fit(texts)
         return v
 
@@ -133,13 +137,15 @@ class TextVectorizer:
         buf = io.BytesIO()
         np.savez(buf, idf=self._tfidf.idf_)
         atomic_write_bytes(stem.with_name(stem.name + ".idf.npz"), buf.getvalue())
-        atomic_write_json(stem.with_name(stem.name + ".vocab.json"), vocabulary)
+        atomic_write_json(stem.with_name(stem.name + ".vocab.json"), {"kind": self.kind, "vocabulary": vocabulary})
 
     @classmethod
     def load(cls, stem: Path) -> "TextVectorizer":
-        vocabulary = json.loads(stem.with_name(stem.name + ".vocab.json").read_text())
+        stored = json.loads(stem.with_name(stem.name + ".vocab.json").read_text())
+        if "vocabulary" not in stored:  # written before vectorizers had kinds: a bare word vocabulary
+            stored = {"kind": "words", "vocabulary": stored}
         with np.load(stem.with_name(stem.name + ".idf.npz"), allow_pickle=False) as arrays:
-            return cls(vocabulary, arrays["idf"])
+            return cls(stored["vocabulary"], arrays["idf"], stored["kind"])
 
 
 def window_embeddings(texts: list[str], words: int = 60) -> list[np.ndarray]:
