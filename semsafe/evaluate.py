@@ -217,26 +217,30 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     if cfg.judges:
         answer_judges(cfg)  # a classifier that cannot load fails now, not after generating
     meta = subject.out_dir / "eval_config.json"
+    earlier = None  # an archived evaluation whose answers (and rows a changed judge left alone) hold
     if meta.exists():
         try:
-            old_key = json.loads(meta.read_text()).get("key")
+            old = json.loads(meta.read_text())
         except ValueError:  # a damaged settings file: keep what is there, start clean
-            old_key = "unreadable"
-        if old_key != cfg.key():
+            old = {"key": "unreadable"}
+        if old.get("key") != cfg.key():
             # other settings: never mix rows, never lose results; move the earlier eval aside
-            archive = subject.out_dir / f"previous-{old_key}"
+            archive = subject.out_dir / f"previous-{old.get('key')}"
             archive.mkdir(exist_ok=True)
             for path in subject.out_dir.iterdir():
                 if path.is_file():
                     path.replace(archive / path.name)
+            if same_answers(old.get("config"), cfg):
+                earlier = archive
     atomic_write_json(meta, {"key": cfg.key(), "config": asdict(cfg)})
     summary = {"subject": subject.label, "config": asdict(cfg), "suites": {}, "judges": judge_versions(cfg),
                "split": {"seed": cfg.held_out_seed, "prepared": subject.prepared}, "prompts": {}}
     started = time.time()
-    done = {suite: finished_rows(subject, suite, prompts[suite]) for suite in cfg.suites}
+    done = {suite: finished_rows(subject, suite, prompts[suite], earlier, cfg) for suite in cfg.suites}
     todo = {suite: [r for r in prompts[suite] if r.id not in done[suite]] for suite in cfg.suites}
     needed = [r.prompt for suite in ANSWERING_SUITES for r in todo.get(suite, [])]
-    answers = collect_answers(subject, cfg, needed, base=False, progress=progress, on_progress=on_progress)
+    answers = collect_answers(subject, cfg, needed, base=False, progress=progress, on_progress=on_progress,
+                              known=earlier_answers(earlier))
     base_answers = collect_answers(subject, cfg, [r.prompt for r in todo.get("emd", [])], base=True,
                                    progress=progress, on_progress=on_progress)
     for suite in cfg.suites:
@@ -253,6 +257,15 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     summary["seconds"] = round(time.time() - started, 1)
     atomic_write_json(subject.out_dir / "summary.json", summary)
     return summary
+
+
+def evaluated_with(folder: Path, cfg: EvalConfig) -> bool:
+    """Does ``folder`` hold a finished evaluation under exactly these settings and judges?"""
+    try:
+        return ((folder / "summary.json").exists()
+                and json.loads((folder / "eval_config.json").read_text()).get("key") == cfg.key())
+    except (OSError, ValueError):
+        return False
 
 
 def check_prompt_lengths(subject: Subject, cfg: EvalConfig, prompts: dict) -> None:
@@ -294,17 +307,60 @@ def judge_versions(cfg: EvalConfig | None = None) -> dict:
     return out
 
 
-def finished_rows(subject: Subject, suite: str, records: list[Record]) -> dict:
+def finished_rows(subject: Subject, suite: str, records: list[Record], archive: Path | None = None,
+                  cfg: EvalConfig | None = None) -> dict:
     """Rows already scored (an earlier finished eval with the same settings, or a killed one's
     partial log), by id; a row is reused only for the very same prompt text (ids can be reused
-    by edited files)."""
+    by edited files). From ``archive`` (an evaluation with the same answers, moved aside because
+    a judge changed) only rows whose every judge is still the current one are taken."""
     finished = subject.out_dir / f"{suite}.parquet"
     earlier = ({row["id"]: row for row in pd.read_parquet(finished).to_dict(orient="records")}
                if finished.exists() else {})
+    if archive is not None and (archive / f"{suite}.parquet").exists():
+        versions = judge_versions(cfg)
+        for row in pd.read_parquet(archive / f"{suite}.parquet").to_dict(orient="records"):
+            # a plugged-in classifier's weights are known only once it is loaded: its rows are rescored
+            if any(f"judge_{role}" in row for role in cfg.judges):
+                continue
+            if all(row.get(f"judge_{name}", version) == version for name, version in versions.items()):
+                earlier.setdefault(row["id"], row)
     earlier.update({row["id"]: row for row in read_resumable_jsonl(subject.out_dir / f"{suite}.partial.jsonl")
                     if "id" in row})
     prompts = {r.id: r.prompt for r in records}
     return {k: v for k, v in earlier.items() if k in prompts and v.get("prompt") == prompts[k]}
+
+
+# what decides an answer: under greedy decoding the model and the token limit (the rule the
+# base model's shared answer cache follows); under sampling every sampling setting as well
+_ANSWER_SETTINGS = ("max_new_tokens", "do_sample")
+_SAMPLING_SETTINGS = ("temperature", "top_p", "seed")
+
+
+def same_answers(old_config: dict | None, cfg: EvalConfig) -> bool:
+    """Would an evaluation under ``old_config`` have given the same answers as one under
+    ``cfg``? Then a change of judge rescores those answers instead of generating them again."""
+    if not isinstance(old_config, dict):
+        return False
+    new = asdict(cfg)
+    names = _ANSWER_SETTINGS + (_SAMPLING_SETTINGS if cfg.do_sample else ())
+    return all(old_config.get(name) == new[name] for name in names)
+
+
+def earlier_answers(archive: Path | None) -> dict:
+    """``{prompt: Answer}`` from an archived evaluation's judged rows (see ``same_answers``).
+    Fluency rows are left out: their scoring needs whether the model ended the answer, which
+    rows do not record (and a fluency row survives a harm or refusal judge change whole)."""
+    from .generate import Answer
+
+    if archive is None:
+        return {}
+    out = {}
+    for suite in ANSWERING_SUITES:
+        path = archive / f"{suite}.parquet"
+        if suite != "fluency" and path.exists():
+            table = pd.read_parquet(path, columns=["prompt", "response"])
+            out.update({p: Answer(r) for p, r in zip(table["prompt"], table["response"]) if isinstance(r, str)})
+    return out
 
 
 def answer_log(subject: Subject, cfg: EvalConfig, base: bool) -> Path:
@@ -318,16 +374,18 @@ def answer_log(subject: Subject, cfg: EvalConfig, base: bool) -> Path:
 
 
 def collect_answers(subject: Subject, cfg: EvalConfig, prompts: list[str], base: bool,
-                    progress: bool = True, on_progress=None) -> dict:
-    """``{prompt: Answer}`` for every prompt: read from the answer log, the rest generated in
-    one batched pass (under the base model when ``base``) and appended as each batch ends."""
+                    progress: bool = True, on_progress=None, known: dict | None = None) -> dict:
+    """``{prompt: Answer}`` for every prompt: from ``known``, then the answer log, the rest
+    generated in one batched pass (under the base model when ``base``) and appended as each
+    batch ends."""
     from .generate import Answer, generate_answers
 
     if not prompts:
         return {}
     path = answer_log(subject, cfg, base)
-    have = {row["prompt"]: Answer(row["response"], row.get("ended", True))
-            for row in read_resumable_jsonl(path) if isinstance(row.get("response"), str)}
+    have = dict(known or {})
+    have.update({row["prompt"]: Answer(row["response"], row.get("ended", True))
+                 for row in read_resumable_jsonl(path) if isinstance(row.get("response"), str)})
     todo = [p for p in dict.fromkeys(prompts) if p not in have]
     if not todo:
         return have

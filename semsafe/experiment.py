@@ -110,7 +110,7 @@ def eval_config(design: Design, split_seed: int):
 def data_efficiency(design: Design, config=None, overrides=(), resume: str | None = None,
                     progress=print) -> Path:
     from .compare import paired_deltas
-    from .evaluate import evaluate, load_subject
+    from .evaluate import evaluate, evaluated_with, load_subject
     from .prepare import default_out_dir, load_prepared, prepare
     from .train import train_run
 
@@ -162,7 +162,7 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
             run = _finished_or_new(run_id, values)
             if run.status.get("state") != "done":
                 train_run(cfg, run, resume=run.status.get("state") in ("failed", "cancelled", "running"))
-            if not (run.path / "eval" / "summary.json").exists():
+            if not evaluated_with(run.path / "eval", ecfg):  # missing, or scored by a judge since changed
                 evaluate(load_subject(run_id=run.id, cfg=ecfg), ecfg, progress=False)
             folders[run.id] = run.path / "eval"
             summary = json.loads((run.path / "eval" / "summary.json").read_text())

@@ -28,6 +28,22 @@ from .runs import Run
 
 # --- data ------------------------------------------------------------------------------------
 
+def _warn_if_judged_by_older_judges(folder, report: dict) -> None:
+    """Prepared data is reused as it is (a resumed run must train on what it started with), so
+    say when the judges that chose its harmful set have changed since."""
+    import logging
+
+    from .evaluate import judge_versions
+
+    now = judge_versions()
+    old = {role: name for role, name in (report.get("judges") or {}).items() if now.get(role) != name}
+    if old:
+        logging.getLogger(__name__).warning(
+            "the harmful set in %s was chosen by %s; the current judges are %s. Rerun `semsafe prepare "
+            "--out %s` (same settings) to choose again from its stored answers", folder,
+            ", ".join(old.values()), ", ".join(now[r] for r in old), folder)
+
+
 def load_training_data(cfg: TrainConfig, tok, model_and_tokenizer=None):
     """(harmful records, retain records) as the config names them."""
     from .data import load_records
@@ -45,6 +61,7 @@ def load_training_data(cfg: TrainConfig, tok, model_and_tokenizer=None):
             raise SemsafeError(
                 f"the data in {folder} was tokenized for another model's tokenizer than {cfg.model!r}; "
                 "prepare data with this model (data.prepared: auto) or train the model it was made for")
+        _warn_if_judged_by_older_judges(folder, report)
         harmful, retain = sets["harmful"], sets["retain"]
     elif d.harmful or d.retain:
         if not (d.harmful and d.retain):

@@ -60,3 +60,21 @@ def test_killed_prepare_resumes_without_duplicates(embedded, tmp_path):
     ids = [json.loads(line)["id"] for line in log.read_text().splitlines()]
     assert len(ids) == 6 and len(set(ids)) == 6
     assert json.loads(done.stdout)["harmful_prompts_answered"] == 6
+
+
+def test_training_on_data_chosen_by_older_judges_warns(tmp_path, caplog):
+    """Prepared data is reused as it is; when the judges that chose it have changed since,
+    training says so and names both."""
+    import logging
+
+    from semsafe.evaluate import judge_versions
+    from semsafe.train import _warn_if_judged_by_older_judges
+
+    now = judge_versions()
+    with caplog.at_level(logging.WARNING):
+        _warn_if_judged_by_older_judges(tmp_path, {"judges": {"refusal": now["refusal"], "harm": "harm-v0"}})
+    assert "harm-v0" in caplog.text and now["harm"] in caplog.text and "semsafe prepare" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        _warn_if_judged_by_older_judges(tmp_path, {"judges": {"refusal": now["refusal"], "harm": now["harm"]}})
+    assert caplog.text == ""
