@@ -383,13 +383,18 @@ def collect_answers(subject: Subject, cfg: EvalConfig, prompts: list[str], base:
     if not prompts:
         return {}
     path = answer_log(subject, cfg, base)
-    have = dict(known or {})
-    have.update({row["prompt"]: Answer(row["response"], row.get("ended", True))
-                 for row in read_resumable_jsonl(path) if isinstance(row.get("response"), str)})
+    logged = {row["prompt"]: Answer(row["response"], row.get("ended", True))
+              for row in read_resumable_jsonl(path) if isinstance(row.get("response"), str)}
+    reused = {p: known[p] for p in dict.fromkeys(prompts) if p in (known or {}) and p not in logged}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if reused:  # logged too, so a rescoring killed midway resumes without generating them
+        with open(path, "a", encoding="utf-8") as log:
+            log.writelines(json.dumps({"prompt": p, "response": str(a), "ended": a.ended}) + "\n"
+                           for p, a in reused.items())
+    have = {**reused, **logged}
     todo = [p for p in dict.fromkeys(prompts) if p not in have]
     if not todo:
         return have
-    path.parent.mkdir(parents=True, exist_ok=True)
     phase = "base answers" if base and not subject.is_base else "answers"
 
     with open(path, "a", encoding="utf-8") as log:
