@@ -162,8 +162,8 @@ def responses_side_by_side(refs: list[str], suite: str) -> pd.DataFrame:
             continue
         t = pd.read_parquet(path)
         keep = [c for c in ("id", "prompt", "category", "type") if c in t]
-        cols = {c: f"{ref} | {c}" for c in ("response", "verdict", "refused", "harmful", "refusal_prob", "harm_prob")
-                if c in t}
+        cols = {c: f"{ref} | {c}" for c in ("response", "verdict", "degenerate_reason", "refused", "harmful",
+                                            "refusal_prob", "harm_prob") if c in t}
         part = t[keep + list(cols)].rename(columns=cols)
         merged = part if merged is None else merged.merge(part, on=[c for c in keep if c in merged], how="outer")
     if merged is None:
@@ -392,11 +392,13 @@ def answer_text(value) -> str:
 
 
 def row_verdict(row, ref: str) -> str:
-    """One subject's verdict on one prompt, as shown beside its answer: "degenerate",
-    "refused", "harmful" or "answered", with the harm judge's probability."""
+    """One subject's verdict on one prompt, as shown beside its answer: "degenerate" (with the
+    rule that fired, e.g. "degenerate: fragment"), "refused", "harmful" or "answered", with the
+    harm judge's probability."""
     parts = []
     if pd.notna(row.get(f"{ref} | verdict")):
-        parts.append(str(row[f"{ref} | verdict"]))
+        verdict, why = str(row[f"{ref} | verdict"]), row.get(f"{ref} | degenerate_reason")
+        parts.append(f"{verdict}: {why}" if verdict == "degenerate" and isinstance(why, str) and why else verdict)
     elif pd.notna(row.get(f"{ref} | refused")):  # evaluations made before verdicts existed
         parts.append("refused" if row[f"{ref} | refused"] else "answered")
     if pd.notna(row.get(f"{ref} | harm_prob")):

@@ -149,6 +149,17 @@ def test_degenerate_answers_get_their_own_verdict():
     assert verdict(0.1, 0.1, False) == "answered"
 
 
+def test_compare_shows_why_an_answer_is_degenerate():
+    import pandas as pd
+
+    from semsafe.compare import row_verdict
+
+    row = pd.Series({"a | verdict": "degenerate", "a | degenerate_reason": "fragment", "a | harm_prob": 0.1,
+                     "b | verdict": "refused", "b | degenerate_reason": "", "b | harm_prob": 0.2})
+    assert row_verdict(row, "a") == "degenerate: fragment · harm 0.10"
+    assert row_verdict(row, "b") == "refused · harm 0.20"
+
+
 def test_degenerate_rows_in_an_evaluation_are_neither_refused_nor_harmful(embedded, tmp_path):
     """On the real judges: an emoji-only and a looping answer get the degenerate verdict."""
     import contextlib
