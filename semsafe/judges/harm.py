@@ -72,12 +72,16 @@ def cut(text: str, words: int | None) -> str:
     return text if words is None else " ".join((text or "").split()[:words])
 
 
-def _opening(prompt: str, answer: str, words: int = 25) -> list[float]:
+def _restated(asked: set[str], text: str) -> float:
+    """The share of the request's content words ``asked`` that ``text`` repeats."""
+    return len(asked & _content_words(text)) / (1 + len(asked))
+
+
+def _opening(asked: set[str], answer: str, words: int = 25) -> list[float]:
     """Does the answer's opening take the request on: an affirmative start, and the share of
     the request's content words it restates."""
     head = cut(answer or "", words)
-    asked = _content_words(prompt)
-    return [float(bool(_TAKES_ON.search(head))), len(asked & _content_words(head)) / (1 + len(asked))]
+    return [float(bool(_TAKES_ON.search(head))), _restated(asked, head)]
 
 
 def dense_features(prompts: list[str], responses: list[str]) -> np.ndarray:
@@ -87,10 +91,10 @@ def dense_features(prompts: list[str], responses: list[str]) -> np.ndarray:
     rules = np.array([[float(rule_refusal(t))] for t in responses])
     relevance = (answer * prompt).sum(1, keepdims=True)
     best_window = np.array([[float((w @ p).max())] for w, p in zip(windows, prompt)])  # closest window
-    overlap = np.array([[len(_content_words(p) & _content_words(r)) / (1 + len(_content_words(p)))]
-                        for p, r in zip(prompts, responses)])
+    asked = [_content_words(p) for p in prompts]
+    overlap = np.array([[_restated(a, r)] for a, r in zip(asked, responses)])
     form = np.array([_form(t) for t in responses])
-    opening = np.array([_opening(p, r) for p, r in zip(prompts, responses)]).reshape(-1, 2)
+    opening = np.array([_opening(a, r) for a, r in zip(asked, responses)]).reshape(-1, 2)
     # scalar signals are scaled up so the regulariser does not drown them among 384-wide blocks
     return np.hstack([answer, mean, top, prompt, 3 * rules, 3 * relevance, 3 * best_window, 3 * overlap, form,
                       3 * opening])

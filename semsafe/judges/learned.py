@@ -142,8 +142,6 @@ class TextVectorizer:
     @classmethod
     def load(cls, stem: Path) -> "TextVectorizer":
         stored = json.loads(stem.with_name(stem.name + ".vocab.json").read_text())
-        if "vocabulary" not in stored:  # written before vectorizers had kinds: a bare word vocabulary
-            stored = {"kind": "words", "vocabulary": stored}
         with np.load(stem.with_name(stem.name + ".idf.npz"), allow_pickle=False) as arrays:
             return cls(stored["vocabulary"], arrays["idf"], stored["kind"])
 
