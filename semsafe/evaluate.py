@@ -240,7 +240,7 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     todo = {suite: [r for r in prompts[suite] if r.id not in done[suite]] for suite in cfg.suites}
     needed = [r.prompt for suite in ANSWERING_SUITES for r in todo.get(suite, [])]
     answers = collect_answers(subject, cfg, needed, base=False, progress=progress, on_progress=on_progress,
-                              known=earlier_answers(earlier))
+                              known=earlier_answers(earlier, subject.tokenizer, cfg.max_new_tokens))
     base_answers = collect_answers(subject, cfg, [r.prompt for r in todo.get("emd", [])], base=True,
                                    progress=progress, on_progress=on_progress)
     for suite in cfg.suites:
@@ -346,11 +346,12 @@ def same_answers(old_config: dict | None, cfg: EvalConfig) -> bool:
     return all(old_config.get(name) == new[name] for name in names)
 
 
-def earlier_answers(archive: Path | None) -> dict:
-    """``{prompt: Answer}`` from an archived evaluation's judged rows (see ``same_answers``).
-    Fluency rows are left out: their scoring needs whether the model ended the answer, which
-    rows do not record (and a fluency row survives a harm or refusal judge change whole)."""
-    from .generate import Answer
+def earlier_answers(archive: Path | None, tokenizer=None, max_new_tokens: int | None = None) -> dict:
+    """``{prompt: Answer}`` from an archived evaluation's judged rows (see ``same_answers``),
+    each saying whether the model ended it: rows record that since harm-v4; for older rows it is
+    inferred from the answer's length in tokens (``inferred_ended``). Fluency rows are left out
+    (a fluency row survives a harm or refusal judge change whole)."""
+    from .generate import Answer, inferred_ended
 
     if archive is None:
         return {}
@@ -358,8 +359,15 @@ def earlier_answers(archive: Path | None) -> dict:
     for suite in ANSWERING_SUITES:
         path = archive / f"{suite}.parquet"
         if suite != "fluency" and path.exists():
-            table = pd.read_parquet(path, columns=["prompt", "response"])
-            out.update({p: Answer(r) for p, r in zip(table["prompt"], table["response"]) if isinstance(r, str)})
+            table = pd.read_parquet(path)
+            for row in table.to_dict(orient="records"):
+                text = row.get("response")
+                if not isinstance(text, str):
+                    continue
+                ended = row.get("ended")
+                if not isinstance(ended, (bool, np.bool_)):
+                    ended = tokenizer is None or inferred_ended(tokenizer, text, max_new_tokens)
+                out[row["prompt"]] = Answer(text, bool(ended))
     return out
 
 
@@ -461,7 +469,7 @@ def _score_answers(subject, batch, answers, cfg):
     for r, a, pr, ph, t in zip(batch, answers, refusal, harm, tox):
         why = degenerate_reason(a)
         v = verdict(pr, ph, why is not None)
-        rows.append({"id": r.id, "prompt": r.prompt, "response": str(a),
+        rows.append({"id": r.id, "prompt": r.prompt, "response": str(a), "ended": bool(getattr(a, "ended", True)),
                      "category": str(r.labels.get("category", "")),
                      "type": str(r.labels.get("type") or r.labels.get("label") or ""),
                      "request": str(r.labels.get("request") or r.prompt),
@@ -487,7 +495,8 @@ def _score_fluency(subject, batch, answers):
         with subject.base_context():
             gen_ppl = response_perplexity(subject.model, subject.tokenizer, prompts, answers)
     version = judge_versions()["fluency"]
-    return [{"id": r.id, "prompt": r.prompt, "response": str(a), "reference": r.response,
+    return [{"id": r.id, "prompt": r.prompt, "response": str(a), "ended": bool(getattr(a, "ended", True)),
+             "reference": r.response,
              "ppl_reference": _num(rp), "ppl_generated_under_base": _num(gp),
              "repetition": repetition_rate(a), "judge_fluency": version}
             for r, a, rp, gp in zip(batch, answers, ref_ppl, gen_ppl)]

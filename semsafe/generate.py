@@ -18,6 +18,14 @@ class Answer(str):
         return obj
 
 
+def inferred_ended(tokenizer, text: str, max_new_tokens: int) -> bool:
+    """Did the model end ``text`` itself, for an answer stored without that fact? Decoding,
+    stripping and re-encoding an answer moves its length by up to two tokens (measured on the
+    challenge set's 48- and 32-token answers: 47-50 and 30-33), so an answer within two tokens
+    of the limit counts as cut."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"]) < max_new_tokens - 2
+
+
 def stop_token_ids(model, tokenizer) -> set[int]:
     """Every token id that ends a turn for this model (the tokenizer's EOS and the generation
     config's, which for chat models is often the end-of-turn marker)."""

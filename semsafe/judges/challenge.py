@@ -35,8 +35,11 @@ def challenge_report(harm=None, refusal=None) -> dict:
     from .harm import harm_judge
     from .refusal import refusal_judge
 
+    from ..generate import Answer
+
     rows = challenge_rows()
-    prompts, answers = [r["prompt"] for r in rows], [r["response"] for r in rows]
+    # each row says whether the model ended the answer or the token limit cut it (README)
+    prompts, answers = [r["prompt"] for r in rows], [Answer(r["response"], r.get("ended", True)) for r in rows]
     p_harm = (harm or harm_judge()).probability(prompts, answers)
     p_refusal = (refusal or refusal_judge()).probability(prompts, answers)
     degenerate = np.array([is_degenerate(a) for a in answers])

@@ -194,28 +194,45 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0):
 
 
 class PairJudge:
-    """A learned judge of (prompt, answer) pairs: its features, its weights, its validation."""
+    """A learned judge of (prompt, answer) pairs: its features, its weights, its validation.
 
-    def __init__(self, linear: LinearJudge, features):
-        self.linear, self.features = linear, features
+    With a ``cut`` model, an answer the token limit cut short (an ``Answer`` whose ``ended`` is
+    False) is judged by that model, fitted and calibrated on answers cut short, and every other
+    answer (a finished one, or a plain string) by the main model, fitted on whole answers."""
+
+    def __init__(self, linear: LinearJudge, features, cut: LinearJudge | None = None):
+        self.linear, self.features, self.cut = linear, features, cut
         self.name, self.version, self.validation = linear.name, linear.version, linear.validation
 
     def probability(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        if not len(responses):
-            return np.zeros(0)
-        return self.linear.probability(self.features(list(prompts), list(responses), self.linear.vectorizers))
+        prompts, responses = list(prompts), list(responses)
+        out = np.zeros(len(responses))
+        was_cut = np.array([self.cut is not None and getattr(r, "ended", True) is False for r in responses], bool)
+        for model, rows in ((self.linear, np.flatnonzero(~was_cut)), (self.cut, np.flatnonzero(was_cut))):
+            if len(rows):
+                out[rows] = model.probability(self.features([prompts[i] for i in rows], [responses[i] for i in rows],
+                                                            model.vectorizers))
+        return out
 
     def flags(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         return self.probability(prompts, responses) >= self.linear.threshold
 
 
 def load_or_train(name: str, version: str, train, features, retrain: bool = False) -> PairJudge:
-    """The judge cached on disk, or trained (and saved) when missing, stale or ``retrain``."""
+    """The judge cached on disk, or trained (and saved) when missing, stale or ``retrain``.
+    ``train`` returns a LinearJudge, or (whole-answer judge, cut-answer judge)."""
     linear = None if retrain else LinearJudge.load(name, version)
+    cut = None
+    if linear is not None and linear.validation.get("cut_model"):
+        cut = LinearJudge.load(f"{name}-cut", version)
+        linear = linear if cut is not None else None
     if linear is None:
-        linear = train()
+        trained = train()
+        linear, cut = trained if isinstance(trained, tuple) else (trained, None)
+        if cut is not None:
+            cut.save()  # first: the main judge's .json, written last, marks the pair complete
         linear.save()
-    return PairJudge(linear, features)
+    return PairJudge(linear, features, cut)
 
 
 class HFClassifierJudge:
