@@ -183,7 +183,10 @@ def train(folds: int = 5, repeats: int = 3, seed: int = 0) -> tuple[LinearJudge,
 
     splits = [(r, tr, te) for r in range(repeats)
               for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed + r).split(dense[0], y)]
-    scored = Parallel(n_jobs=-1)(delayed(held_out_logits)(tr, te) for _, tr, te in splits)
+    # the final fits (on every row) go first in the same pool: the largest jobs start earliest
+    done = Parallel(n_jobs=-1)([delayed(fit)(np.arange(len(y)), used) for used in models.values()]
+                               + [delayed(held_out_logits)(tr, te) for _, tr, te in splits])
+    fitted, scored = dict(zip(models, done[:len(models)])), done[len(models):]
     logits = np.zeros((repeats, len(models), len(VIEWS), len(y)))  # out-of-fold, per shuffle, model, view
     for (r, _, te), per_model in zip(splits, scored):
         for m, per_view in enumerate(per_model):
@@ -199,7 +202,6 @@ def train(folds: int = 5, repeats: int = 3, seed: int = 0) -> tuple[LinearJudge,
         return float(np.mean([roc_auc_score(y[rows], logits[r, model, view, rows]) for r in range(repeats)]))
 
     per_repeat = [roc_auc_score(y[pyrit], logits[r, 0, 0, pyrit]) for r in range(repeats)]
-    fitted = {name: fit(np.arange(len(y)), used) for name, used in models.items()}
     validation = {
         "data": f"pyrit harm/ + objective/ scorer evals ({int(pyrit.sum())} unique human-scored "
                 f"answers, {int(hy.sum())} harmful) + {int((~pyrit).sum())} harmless answers "
