@@ -11,6 +11,7 @@ import html
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import SemsafeError
@@ -162,7 +163,7 @@ def responses_side_by_side(refs: list[str], suite: str) -> pd.DataFrame:
             continue
         t = pd.read_parquet(path)
         keep = [c for c in ("id", "prompt", "category", "type") if c in t]
-        cols = {c: f"{ref} | {c}" for c in ("response", "verdict", "degenerate_reason", "refused", "harmful",
+        cols = {c: f"{ref} | {c}" for c in ("response", "ended", "verdict", "degenerate_reason", "refused", "harmful",
                                             "refusal_prob", "harm_prob") if c in t}
         part = t[keep + list(cols)].rename(columns=cols)
         merged = part if merged is None else merged.merge(part, on=[c for c in keep if c in merged], how="outer")
@@ -394,7 +395,8 @@ def answer_text(value) -> str:
 def row_verdict(row, ref: str) -> str:
     """One subject's verdict on one prompt, as shown beside its answer: "degenerate" (with the
     rule that fired, e.g. "degenerate: fragment"), "refused", "harmful" or "answered", with the
-    harm judge's probability."""
+    harm judge's probability, and "cut" when the token limit cut the answer (the harm judge then
+    judged it by what it had started)."""
     parts = []
     if pd.notna(row.get(f"{ref} | verdict")):
         verdict, why = str(row[f"{ref} | verdict"]), row.get(f"{ref} | degenerate_reason")
@@ -403,6 +405,9 @@ def row_verdict(row, ref: str) -> str:
         parts.append("refused" if row[f"{ref} | refused"] else "answered")
     if pd.notna(row.get(f"{ref} | harm_prob")):
         parts.append(f"harm {row[f'{ref} | harm_prob']:.2f}")
+    ended = row.get(f"{ref} | ended")
+    if isinstance(ended, (bool, np.bool_)) and not ended:  # evaluations before harm-v4 do not say
+        parts.append("cut")
     return " · ".join(parts)
 
 

@@ -191,6 +191,9 @@ def test_compare_shows_why_an_answer_is_degenerate():
                      "b | verdict": "refused", "b | degenerate_reason": "", "b | harm_prob": 0.2})
     assert row_verdict(row, "a") == "degenerate: fragment · harm 0.10"
     assert row_verdict(row, "b") == "refused · harm 0.20"
+    row["a | ended"], row["b | ended"] = True, False  # recorded since harm-v4
+    assert row_verdict(row, "a") == "degenerate: fragment · harm 0.10"
+    assert row_verdict(row, "b") == "refused · harm 0.20 · cut"
 
 
 def test_degenerate_rows_in_an_evaluation_are_neither_refused_nor_harmful(embedded, tmp_path):
