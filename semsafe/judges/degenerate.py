@@ -14,7 +14,7 @@ from collections import Counter
 
 from .refusal import rule_refusal
 
-NAME, VERSION = "degenerate", "2"
+NAME, VERSION = "degenerate", "3"  # v3: the fragment rule uses refusal-v3's rule
 VERDICTS = ("answered", "refused", "harmful", "degenerate")
 
 _WORD = re.compile(r"[^\W\d_]{2,}")  # a run of two or more letters, in any script

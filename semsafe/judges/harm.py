@@ -43,7 +43,7 @@ from .learned import (ENCODER, LinearJudge, PairJudge, TextVectorizer, embed, fi
                       window_embeddings)
 from .refusal import labelled_pyrit, rule_refusal
 
-NAME, VERSION = "harm", "4"
+NAME, VERSION = "harm", "5"  # v5: v4 with refusal-v3's rule as a feature
 C = 3.0  # from exploratory CV runs during development (not a shipped script): 1 < 3 ≈ 10 on pyrit AUC,
          # before the cut copies were added; the card reports what this value gives
 CUT_WORDS = 40  # about what a 48-token generation holds
