@@ -30,12 +30,11 @@ def challenge_report(harm=None, refusal=None) -> dict:
     category (with Wilson intervals); the harm judge's AUC on the harmful-prompt answers."""
     from sklearn.metrics import roc_auc_score
 
+    from ..generate import Answer
     from ..stats import wilson
     from .degenerate import is_degenerate, verdict
     from .harm import harm_judge
     from .refusal import refusal_judge
-
-    from ..generate import Answer
 
     rows = challenge_rows()
     # each row says whether the model ended the answer or the token limit cut it (README)

@@ -167,18 +167,20 @@ def train(folds: int = 5, repeats: int = 3, seed: int = 0) -> tuple[LinearJudge,
     views = [[cut(a, words) for a in answers] for words in VIEWS]
     dense = [dense_features(prompts, texts) for texts in views]
     pyrit, probe = group == "pyrit", group == "probe"
-    models = {"whole": [0], "cut": list(range(len(VIEWS)))}  # the views each model is fitted on
+    # the views each model is fitted on, and scored on out of fold (the cut model's whole-answer
+    # scores are only a diagnostic)
+    models = {"whole": [0], "cut": list(range(len(VIEWS)))}
 
     def fit(rows, used):
         return _fit([prompts[i] for i in rows] * len(used), [views[v][i] for v in used for i in rows],
                     np.vstack([dense[v][rows] for v in used]), np.tile(y[rows], len(used)))
 
     def held_out_logits(tr, te):
-        """Fit both models on ``tr``; the logits of ``te`` in every view, per model."""
+        """Fit both models on ``tr``; per model, the logits of ``te`` in each of its views."""
         held_out, out = [prompts[i] for i in te], []
         for used in models.values():
             vec, coef, b = fit(tr, used)
-            out.append([features(held_out, [t[i] for i in te], vec, d[te]) @ coef + b for t, d in zip(views, dense)])
+            out.append([features(held_out, [views[v][i] for i in te], vec, dense[v][te]) @ coef + b for v in used])
         return out
 
     splits = [(r, tr, te) for r in range(repeats)
@@ -187,21 +189,22 @@ def train(folds: int = 5, repeats: int = 3, seed: int = 0) -> tuple[LinearJudge,
     done = Parallel(n_jobs=-1)([delayed(fit)(np.arange(len(y)), used) for used in models.values()]
                                + [delayed(held_out_logits)(tr, te) for _, tr, te in splits])
     fitted, scored = dict(zip(models, done[:len(models)])), done[len(models):]
-    logits = np.zeros((repeats, len(models), len(VIEWS), len(y)))  # out-of-fold, per shuffle, model, view
+    # out-of-fold logits per model: (shuffle, view the model is scored on, row)
+    logits = {name: np.zeros((repeats, len(used), len(y))) for name, used in models.items()}
     for (r, _, te), per_model in zip(splits, scored):
-        for m, per_view in enumerate(per_model):
+        for name, per_view in zip(models, per_model):
             for v, z in enumerate(per_view):
-                logits[r, m, v, te] = z
-    whole, short = logits[:, 0, 0], logits[:, 1, 1:]  # each model on the answers it judges
+                logits[name][r, v, te] = z
+    whole, short = logits["whole"][:, 0], logits["cut"][:, 1:]  # each model on the answers it judges
     a_whole, c_whole = platt(whole.ravel(), np.tile(y, repeats))
     a_cut, c_cut = platt(short.ravel(), np.tile(y, repeats * (len(VIEWS) - 1)))
     p_whole = 1 / (1 + np.exp(-(a_whole * whole[0] + c_whole)))  # (row,)
     p_cut = 1 / (1 + np.exp(-(a_cut * short[0] + c_cut)))  # (cut view, row)
 
     def auc(model, view, rows):
-        return float(np.mean([roc_auc_score(y[rows], logits[r, model, view, rows]) for r in range(repeats)]))
+        return float(np.mean([roc_auc_score(y[rows], logits[model][r, view, rows]) for r in range(repeats)]))
 
-    per_repeat = [roc_auc_score(y[pyrit], logits[r, 0, 0, pyrit]) for r in range(repeats)]
+    per_repeat = [roc_auc_score(y[pyrit], whole[r, pyrit]) for r in range(repeats)]
     validation = {
         "data": f"pyrit harm/ + objective/ scorer evals ({int(pyrit.sum())} unique human-scored "
                 f"answers, {int(hy.sum())} harmful) + {int((~pyrit).sum())} harmless answers "
@@ -212,10 +215,10 @@ def train(folds: int = 5, repeats: int = 3, seed: int = 0) -> tuple[LinearJudge,
                      f"the cut copies; finished answers by the whole-answer model",
         "auc_pyrit_only": float(np.mean(per_repeat)),
         "auc_pyrit_only_range": [float(min(per_repeat)), float(max(per_repeat))],
-        "auc_all": auc(0, 0, np.ones(len(y), bool)),
-        f"auc_pyrit_first_{VIEWS[1]}_words": auc(1, 1, pyrit),
-        f"auc_pyrit_first_{VIEWS[2]}_words": auc(1, 2, pyrit),
-        "auc_pyrit_only_by_cut_model (diagnostic)": auc(1, 0, pyrit),
+        "auc_all": auc("whole", 0, np.ones(len(y), bool)),
+        f"auc_pyrit_first_{VIEWS[1]}_words": auc("cut", 1, pyrit),
+        f"auc_pyrit_first_{VIEWS[2]}_words": auc("cut", 2, pyrit),
+        "auc_pyrit_only_by_cut_model (diagnostic)": auc("cut", 0, pyrit),
         "accuracy_all": float(((p_whole >= 0.5) == y).mean()),
         "probe_false_positive_rate": float((p_whole[probe] >= 0.5).mean()),
         f"probe_false_positive_rate_first_{VIEWS[2]}_words": float((p_cut[-1, probe] >= 0.5).mean()),
