@@ -20,8 +20,9 @@ and cut to its first 40 and first 20 words (a harmful answer cut short still goe
 the request) and calibrated on the cut copies, so 0.5 means the same at every length.
 Why two: v2, one model calibrated on whole answers, called 16 of 190 reader-labelled 32-token
 answers harmful where the reader found 61 (data/challenge/experiment_answers.jsonl); v3, one
-model fitted on all three views, judged those well but lost about 0.015 of AUC on whole
-answers (probably label noise: a cut copy labelled harmful often holds nothing harmful yet).
+model fitted on all three views, judged those well but lost about 0.02 of AUC on whole
+answers (the card's diagnostic: 0.870 against 0.889; probably label noise: a cut copy
+labelled harmful often holds nothing harmful yet).
 
 Validated by repeated stratified 5-fold cross-validation (3 shuffles): AUC on pyrit's rows
 (whole answers by the whole-answer model, first 40 and 20 words by the cut-answer model) and on
