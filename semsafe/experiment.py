@@ -48,7 +48,7 @@ class Design:
     objectives: list = field(default_factory=lambda: ["sft", "ga", "npo", "emd", "emd_lb", "refusal_sft"])
     sizes: list = field(default_factory=lambda: [10, 30, 100])
     seeds: list = field(default_factory=lambda: [0, 1])
-    steps: int = 18
+    steps: int = 21
     suites: list = field(default_factory=lambda: ["harmful", "overalign", "fluency"])
     # ≥100 held-out harmful prompts (AdvBench's held-out half and HarmBench, interleaved), every
     # over-alignment probe (153 safe, 52 unsafe contrasts), 50 fluency prompts
@@ -57,16 +57,18 @@ class Design:
     eval_prompts: int | None = 24  # suites not in suite_n
     max_new_tokens: int = 32
     batch_size: int = 128
-    # lr 2e-3: in a 30-step pilot the EMD term of emd levelled off from step ~18 (1e-3 was still
-    # climbing at 12); examples cut at 96 tokens keep the CPU preset within 90 minutes
-    overrides: list = field(default_factory=lambda: ["train.lr=2e-3", "data.max_length=96"])
+    # lr 4e-3, 21 steps: in pilots with these settings (n=10) the share of the harmful term's
+    # movement left for the last quarter of the steps fell to 0.05 for emd and emd_lb at step 21
+    # (at lr 2e-3 emd needed ~30-36 steps, emd_lb more; at 5e-3 the terms were noisier);
+    # examples cut at 96 tokens keep the CPU preset within 90 minutes (docs/results.md)
+    overrides: list = field(default_factory=lambda: ["train.lr=4e-3", "data.max_length=96"])
 
 
 PRESETS = {
     "cpu": Design(),
     "gpu": Design(seeds=[0, 1, 2], steps=30, suites=["harmful", "overalign", "fluency", "capability"],
                   suite_n={"harmful": 100, "overalign": None, "fluency": 50, "capability": None},
-                  max_new_tokens=48, batch_size=256, overrides=["train.lr=2e-3"]),
+                  max_new_tokens=48, batch_size=256, overrides=["train.lr=4e-3"]),
 }
 
 
