@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .chat import build_example
+from .prefix import cache_for_rows, run_prefix
 
 
 def answer_ended(record) -> bool:
@@ -110,7 +111,8 @@ def response_logits(model, batch: dict):
 
     Prompt positions before the earliest response token never reach the output layer
     (``logits_to_keep``): for short answers after a long chat template that is most of the
-    |V|-wide work, and it changes no kept value."""
+    |V|-wide work, and it changes no kept value. The leading tokens every row shares run once
+    (semsafe/prefix.py); for scoring only: no gradient flows through them."""
     ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
     device = next(model.parameters()).device
     labelled = (labels != -100).any(0).nonzero().flatten()
@@ -118,5 +120,12 @@ def response_logits(model, batch: dict):
     keep = ids.shape[1] - first + 1  # positions first-1 .. L-1
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(inner.forward).parameters else {}
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits[:, -keep:]
+    # leading columns every row shares (the chat template, unpadded on the right) run once;
+    # they stop before the first position whose logits are kept
+    same = ((ids == ids[:1]) & (mask == 1)).all(0).long()
+    shared = min(int(same.cumprod(0).sum()), first - 1)
+    prefix_cache = run_prefix(model, ids[0, :shared].tolist()) if len(ids) > 1 else None
+    shared = shared if prefix_cache is not None else 0
+    logits = model(input_ids=ids[:, shared:].to(device), attention_mask=mask.to(device),
+                   **cache_for_rows(model, prefix_cache, len(ids)), **kwargs).logits[:, -keep:]
     return logits[:, :-1], labels[:, first:].to(device)

@@ -1,16 +1,10 @@
-"""Batched generation of chat answers: left padding, KV cache, a progress bar.
-
-Every prompt of a call starts with the same chat-template tokens (for SmolLM2 a 31-token
-system prompt of a ~42-token prompt): their keys and values are computed once per call and
-copied to each batch, so the prefill pass runs only over what differs."""
-
-import copy
-import inspect
+"""Batched generation of chat answers: left padding, KV cache, a progress bar."""
 
 import torch
 from tqdm.auto import tqdm
 
 from .chat import prompt_ids
+from .prefix import cache_for_rows, run_prefix, shared_prefix_length
 
 
 class Answer(str):
@@ -45,27 +39,6 @@ def stop_token_ids(model, tokenizer) -> set[int]:
     return ids
 
 
-def shared_prefix_length(sequences: list[list[int]]) -> int:
-    """How many leading tokens every sequence shares, leaving each at least one token of its
-    own (generation needs one uncached input token per row)."""
-    if not sequences:
-        return 0
-    first, n = sequences[0], min(len(s) for s in sequences) - 1
-    for s in sequences[1:]:
-        n = next((i for i in range(n) if s[i] != first[i]), n)
-    return max(n, 0)
-
-
-def _cache_argument(model) -> str:
-    """The name ``forward`` takes a KV cache by: ``cache`` from transformers 5.x's rename on,
-    ``past_key_values`` before it (a peft wrapper is looked through)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(type(inner).forward).parameters else "past_key_values"
-
-
-MIN_SHARED_PREFIX = 4  # below this the cache copies cost more than the prefill they save
-
-
 @torch.no_grad()
 def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
                      batch_size: int = 16, do_sample: bool = False, temperature: float = 1.0,
@@ -78,9 +51,10 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int =
     Greedy by default; sampling is seeded so runs repeat. Each answer is an ``Answer`` (a str)
     that says whether the model ended it or the token limit cut it.
 
-    The prompts' shared leading tokens are run once and their KV cache reused: a batch is laid
-    out as ``[shared prefix | left padding | rest of the prompt]``, so position ids (from the
-    attention mask) and every unmasked key are those of the plain left-padded layout.
+    The prompts' shared leading tokens (the chat template's) are run once and their KV cache
+    copied to each batch (semsafe/prefix.py): a batch is laid out as ``[shared prefix | left
+    padding | rest of the prompt]``, so position ids (from the attention mask) and every
+    unmasked key are those of the plain left-padded layout.
     """
     device = next(model.parameters()).device
     encoded = [prompt_ids(tokenizer, p) for p in prompts]
@@ -90,12 +64,8 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int =
     answers: list[Answer | None] = [None] * len(prompts)
     generator_seed = torch.Generator().manual_seed(seed)
     shared = shared_prefix_length(encoded) if len(prompts) > 1 else 0
-    prefix_cache, cache_name = None, _cache_argument(model)
-    if shared >= MIN_SHARED_PREFIX:
-        out = model(input_ids=torch.tensor([encoded[0][:shared]], device=device), use_cache=True)
-        prefix_cache = getattr(out, "cache", None) or out.past_key_values
-    else:
-        shared = 0
+    prefix_cache = run_prefix(model, encoded[0][:shared])
+    shared = shared if prefix_cache is not None else 0
     bar = tqdm(total=len(prompts), desc="generating", unit="prompt", disable=not progress)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
@@ -108,10 +78,7 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int =
             attention[row, width - len(encoded[i]) + shared:] = 1
         kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad,
                       use_cache=True)
-        if prefix_cache is not None:
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(len(idx))
-            kwargs[cache_name] = cache
+        kwargs.update(cache_for_rows(model, prefix_cache, len(idx)))
         if do_sample:
             torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator_seed)))
             kwargs.update(temperature=temperature, top_p=top_p)

@@ -53,7 +53,7 @@ def test_generation_reports_whether_the_answer_ended(embedded):
 
 
 def test_shared_prefix_leaves_each_prompt_a_token_of_its_own():
-    from semsafe.generate import shared_prefix_length
+    from semsafe.prefix import shared_prefix_length
 
     assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
     assert shared_prefix_length([[7, 8, 9], [7, 8, 9]]) == 2  # identical prompts: one token left to run
@@ -65,15 +65,16 @@ def test_the_shared_prompt_prefix_is_cached_without_changing_any_answer(embedded
     """The chat template's common tokens are run once and their KV cache copied to every batch;
     greedy answers (and whether each ended) are those of the plain left-padded batches."""
     import semsafe.generate as generate
+    import semsafe.prefix as prefix
 
     model, tok = embedded
     prompts = ["Reply with one word: yes or no?", "Write a long essay about rivers.", "How do I bake bread?",
                "List three prime numbers.", "What is the capital of France? Answer briefly.",
                "Explain photosynthesis to a child in two sentences.", "hi"]
     encoded = [generate.prompt_ids(tok, p) for p in prompts]
-    assert generate.shared_prefix_length(encoded) >= generate.MIN_SHARED_PREFIX  # the template's system turn
+    assert prefix.shared_prefix_length(encoded) >= prefix.MIN_SHARED_PREFIX  # the template's system turn
     cached = generate.generate_answers(model, tok, prompts, max_new_tokens=20, batch_size=3, progress=False)
-    monkeypatch.setattr(generate, "MIN_SHARED_PREFIX", 10**9)  # the plain layout
+    monkeypatch.setattr(prefix, "MIN_SHARED_PREFIX", 10**9)  # the plain layout
     plain = generate.generate_answers(model, tok, prompts, max_new_tokens=20, batch_size=3, progress=False)
     assert [str(a) for a in cached] == [str(a) for a in plain]
     assert [a.ended for a in cached] == [a.ended for a in plain]
