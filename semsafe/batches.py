@@ -6,7 +6,6 @@ used and the use counts differ by at most one, whether the harmful set is smalle
 than the retain set. An epoch is long enough to cover the larger of the two.
 """
 
-import inspect
 import math
 import random
 
@@ -14,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .chat import build_example
-from .prefix import cache_for_rows, run_prefix
+from .prefix import cache_for_rows, forward_parameters, shared_prefix
 
 
 def answer_ended(record) -> bool:
@@ -118,14 +117,11 @@ def response_logits(model, batch: dict):
     labelled = (labels != -100).any(0).nonzero().flatten()
     first = max(1, int(labelled[0])) if len(labelled) else ids.shape[1] - 1
     keep = ids.shape[1] - first + 1  # positions first-1 .. L-1
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(inner.forward).parameters else {}
-    # leading columns every row shares (the chat template, unpadded on the right) run once;
-    # they stop before the first position whose logits are kept
-    same = ((ids == ids[:1]) & (mask == 1)).all(0).long()
-    shared = min(int(same.cumprod(0).sum()), first - 1)
-    prefix_cache = run_prefix(model, ids[0, :shared].tolist()) if len(ids) > 1 else None
-    shared = shared if prefix_cache is not None else 0
+    kwargs = {"logits_to_keep": keep} if "logits_to_keep" in forward_parameters(model) else {}
+    # the leading tokens every row shares (the chat template; right padding leaves them in the
+    # same columns) run once, up to the first position whose logits are kept
+    shared, prefix_cache = shared_prefix(model, [row[:int(n)].tolist()[:first]
+                                                 for row, n in zip(ids, mask.sum(1))])
     logits = model(input_ids=ids[:, shared:].to(device), attention_mask=mask.to(device),
                    **cache_for_rows(model, prefix_cache, len(ids)), **kwargs).logits[:, -keep:]
     return logits[:, :-1], labels[:, first:].to(device)

@@ -4,7 +4,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .chat import prompt_ids
-from .prefix import cache_for_rows, run_prefix, shared_prefix_length
+from .prefix import cache_for_rows, shared_prefix
 
 
 class Answer(str):
@@ -63,9 +63,7 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int =
     stops = stop_token_ids(model, tokenizer)
     answers: list[Answer | None] = [None] * len(prompts)
     generator_seed = torch.Generator().manual_seed(seed)
-    shared = shared_prefix_length(encoded) if len(prompts) > 1 else 0
-    prefix_cache = run_prefix(model, encoded[0][:shared])
-    shared = shared if prefix_cache is not None else 0
+    shared, prefix_cache = shared_prefix(model, encoded)
     bar = tqdm(total=len(prompts), desc="generating", unit="prompt", disable=not progress)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]

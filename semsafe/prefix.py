@@ -25,21 +25,29 @@ def shared_prefix_length(sequences: list[list[int]]) -> int:
     return max(n, 0)
 
 
+def forward_parameters(model) -> set[str]:
+    """The argument names the model's ``forward`` takes (a peft wrapper, whose own ``forward``
+    takes ``**kwargs``, is looked through)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(inspect.signature(type(inner).forward).parameters)
+
+
 def cache_argument(model) -> str:
     """The name ``forward`` and ``generate`` take a KV cache by: ``cache`` since transformers
-    5.x renamed it, ``past_key_values`` before (a peft wrapper is looked through)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(type(inner).forward).parameters else "past_key_values"
+    5.x renamed it, ``past_key_values`` before."""
+    return "cache" if "cache" in forward_parameters(model) else "past_key_values"
 
 
 @torch.no_grad()
-def run_prefix(model, prefix_ids: list[int]):
-    """The KV cache of ``prefix_ids`` (one row), or None when the prefix is too short to pay."""
-    if len(prefix_ids) < MIN_SHARED_PREFIX:
-        return None
+def shared_prefix(model, sequences: list[list[int]]) -> tuple:
+    """``(n, cache)``: the n leading tokens every sequence shares, run once, and their KV cache
+    (one row); ``(0, None)`` for a single sequence or a prefix too short to pay."""
+    n = shared_prefix_length(sequences) if len(sequences) > 1 else 0
+    if n < MIN_SHARED_PREFIX:
+        return 0, None
     device = next(model.parameters()).device
-    out = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True)
-    return getattr(out, "cache", None) or out.past_key_values
+    out = model(input_ids=torch.tensor([sequences[0][:n]], device=device), use_cache=True)
+    return n, getattr(out, "cache", None) or out.past_key_values
 
 
 def cache_for_rows(model, prefix_cache, rows: int) -> dict:
