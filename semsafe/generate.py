@@ -4,7 +4,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .chat import prompt_ids
-from .prefix import cache_for_rows, shared_prefix
+from .prefix import cache_argument, cache_for_rows, shared_prefix
 
 
 class Answer(str):
@@ -37,6 +37,39 @@ def stop_token_ids(model, tokenizer) -> set[int]:
         elif value:
             ids.update(int(v) for v in value)
     return ids
+
+
+FIRST_SEGMENT = 2  # new tokens before greedy decoding first drops the rows that ended
+
+
+def new_tokens(model, input_ids, attention, kwargs: dict, max_new_tokens: int, stops: set[int],
+               first_segment: int) -> list[list[int]]:
+    """Each row's generated tokens (pad tokens after an end of turn included, as ``generate``
+    gives them). ``generate`` runs in segments of ``first_segment``, then twice as many new
+    tokens each time; between segments the rows that ended leave the batch and its KV cache
+    (``kwargs`` holds the cache), so a batch stops paying for answers that already ended (a
+    trained model's often end after 1-3 tokens). Only greedy decoding is split: a row's greedy
+    tokens do not depend on the other rows, while sampling draws from one random stream."""
+    cache = kwargs[cache_argument(model)]
+    rows, new = list(range(len(input_ids))), [[] for _ in range(len(input_ids))]
+    done, segment = 0, first_segment
+    while True:
+        step = min(segment, max_new_tokens - done)
+        out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=step, **kwargs)
+        tokens = out[:, input_ids.shape[1]:].tolist()
+        for row, row_tokens in zip(rows, tokens):
+            new[row].extend(row_tokens)
+        done, segment = done + step, segment * 2
+        live = [j for j, row_tokens in enumerate(tokens) if not stops.intersection(row_tokens)]
+        if done >= max_new_tokens or not live:
+            return new
+        if len(live) < len(rows):
+            keep = torch.tensor(live, device=out.device)
+            out, attention = out[keep], attention[keep]
+            cache.batch_select_indices(keep)
+            rows = [rows[j] for j in live]
+        input_ids = out
+        attention = torch.cat([attention, attention.new_ones((len(rows), len(tokens[0])))], dim=1)
 
 
 @torch.no_grad()
@@ -74,18 +107,17 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int =
         for row, i in enumerate(idx):  # left padding of the rest: every prompt ends where generation starts
             input_ids[row, width - len(encoded[i]) + shared:] = torch.tensor(encoded[i][shared:])
             attention[row, width - len(encoded[i]) + shared:] = 1
-        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad,
-                      use_cache=True)
-        kwargs.update(cache_for_rows(model, prefix_cache, len(idx)))
+        kwargs = dict(do_sample=do_sample, pad_token_id=pad, use_cache=True)
+        kwargs.update(cache_for_rows(model, prefix_cache, len(idx), grow=True))
         if do_sample:
             torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator_seed)))
             kwargs.update(temperature=temperature, top_p=top_p)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs)
-        new = out[:, width:]
+        new = new_tokens(model, input_ids.to(device), attention.to(device), kwargs, max_new_tokens, stops,
+                         first_segment=max_new_tokens if do_sample else FIRST_SEGMENT)
         texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-        ended = [any(int(t) in stops for t in row) for row in new.tolist()]
+        ended = [any(t in stops for t in row) for row in new]
         batch_answers = [Answer(t.strip(), e) for t, e in zip(texts, ended)]
         for i, text in zip(idx, batch_answers):
             answers[i] = text

@@ -10,6 +10,9 @@ import copy
 import inspect
 
 import torch
+from transformers.cache_utils import DynamicCache
+
+from .kvcache import growing
 
 MIN_SHARED_PREFIX = 4  # below this the cache copies cost more than the work they save
 
@@ -50,10 +53,15 @@ def shared_prefix(model, sequences: list[list[int]]) -> tuple:
     return n, getattr(out, "cache", None) or out.past_key_values
 
 
-def cache_for_rows(model, prefix_cache, rows: int) -> dict:
-    """``{cache argument: a copy of prefix_cache for rows rows}`` to pass to the model, or {}."""
+def cache_for_rows(model, prefix_cache, rows: int, grow: bool = False) -> dict:
+    """``{cache argument: a copy of prefix_cache for rows rows}`` to pass to the model, or {}.
+    ``grow`` (generation): the copy, or a new empty cache where there is no prefix, grows in
+    place as tokens are added (semsafe/kvcache.py)."""
     if prefix_cache is None:
-        return {}
-    cache = copy.deepcopy(prefix_cache)  # the expansion is in place; the prefix serves every batch
-    cache.batch_repeat_interleave(rows)
-    return {cache_argument(model): cache}
+        if not grow:
+            return {}
+        cache = DynamicCache(config=model.config)
+    else:
+        cache = copy.deepcopy(prefix_cache)  # the expansion is in place; the prefix serves every batch
+        cache.batch_repeat_interleave(rows)
+    return {cache_argument(model): growing(cache) if grow else cache}

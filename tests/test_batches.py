@@ -79,3 +79,50 @@ def test_the_shared_prompt_prefix_is_cached_without_changing_any_answer(embedded
     assert [str(a) for a in cached] == [str(a) for a in plain]
     assert [a.ended for a in cached] == [a.ended for a in plain]
     assert any(a.ended for a in plain) and not all(a.ended for a in plain)  # both kinds of row are covered
+
+
+def test_rows_that_ended_leave_the_batch_without_changing_any_answer(embedded, monkeypatch):
+    """Greedy generation drops ended rows between segments and grows its KV cache in place;
+    answers (and whether each ended) are those of one ``generate`` call on a plain cache."""
+    from transformers.cache_utils import DynamicLayer
+
+    import semsafe.generate as generate
+    import semsafe.kvcache as kvcache
+
+    model, tok = embedded
+    prompts = ["Reply with one word: yes or no?", "Write a long essay about rivers.", "Say OK.",
+               "List three prime numbers.", "What is 2+2? Answer with the number only.",
+               "Explain photosynthesis to a child in two sentences.", "hi", "Name a colour. One word."]
+    dropping = generate.generate_answers(model, tok, prompts, max_new_tokens=20, batch_size=8, progress=False)
+    monkeypatch.setattr(generate, "FIRST_SEGMENT", 10**9)  # one segment: no row leaves
+    monkeypatch.setattr(kvcache.GrowingLayer, "update", DynamicLayer.update)  # torch.cat each step
+    plain = generate.generate_answers(model, tok, prompts, max_new_tokens=20, batch_size=8, progress=False)
+    assert [str(a) for a in dropping] == [str(a) for a in plain]
+    assert [a.ended for a in dropping] == [a.ended for a in plain]
+    assert any(a.ended for a in plain) and not all(a.ended for a in plain)  # rows left while others ran on
+
+
+def test_a_growing_cache_gives_the_plain_cache_keys_through_row_drops(tiny):
+    """Step by step, with rows dropped midway, attention sees exactly the keys and values of
+    transformers' torch.cat cache, so logits are bitwise equal."""
+    import torch
+    from transformers.cache_utils import DynamicCache
+
+    from semsafe.kvcache import GrowingLayer, growing
+
+    model, _ = tiny
+    torch.manual_seed(0)
+    ids = torch.randint(5, model.config.vocab_size, (4, 9))
+    caches = DynamicCache(config=model.config), growing(DynamicCache(config=model.config))
+    assert all(type(layer) is GrowingLayer for layer in caches[1].layers)
+    logits = [model(input_ids=ids, past_key_values=c, use_cache=True).logits for c in caches]
+    for step in range(80):  # past the first buffer's room, so it is reallocated
+        if step == 5:
+            kept = torch.tensor([0, 2, 3])
+            for c in caches:
+                c.batch_select_indices(kept)
+            logits = [x[kept] for x in logits]
+        nxt = logits[0][:, -1:].argmax(-1)
+        logits = [model(input_ids=nxt, past_key_values=c, use_cache=True).logits for c in caches]
+        assert torch.equal(logits[0], logits[1])
+    assert caches[0].get_seq_length() == caches[1].get_seq_length() == 9 + 80
