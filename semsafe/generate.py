@@ -42,6 +42,11 @@ def stop_token_ids(model, tokenizer) -> set[int]:
 FIRST_SEGMENT = 2  # new tokens before greedy decoding first drops the rows that ended
 
 
+def ends_turn(tokens: list[int], stops: set[int]) -> bool:
+    """Did the model end its turn within ``tokens``?"""
+    return not stops.isdisjoint(tokens)
+
+
 def new_tokens(model, input_ids, attention, kwargs: dict, max_new_tokens: int, stops: set[int],
                first_segment: int) -> list[list[int]]:
     """Each row's generated tokens (pad tokens after an end of turn included, as ``generate``
@@ -60,7 +65,7 @@ def new_tokens(model, input_ids, attention, kwargs: dict, max_new_tokens: int, s
         for row, row_tokens in zip(rows, tokens):
             new[row].extend(row_tokens)
         done, segment = done + step, segment * 2
-        live = [j for j, row_tokens in enumerate(tokens) if not stops.intersection(row_tokens)]
+        live = [j for j, row_tokens in enumerate(tokens) if not ends_turn(row_tokens, stops)]
         if done >= max_new_tokens or not live:
             return new
         if len(live) < len(rows):
@@ -117,7 +122,7 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int =
         new = new_tokens(model, input_ids.to(device), attention.to(device), kwargs, max_new_tokens, stops,
                          first_segment=max_new_tokens if do_sample else FIRST_SEGMENT)
         texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-        ended = [any(t in stops for t in row) for row in new]
+        ended = [ends_turn(row, stops) for row in new]
         batch_answers = [Answer(t.strip(), e) for t, e in zip(texts, ended)]
         for i, text in zip(idx, batch_answers):
             answers[i] = text
