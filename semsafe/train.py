@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from .batches import PairedDataset, make_collator
 from .config import TrainConfig, load_config
@@ -287,6 +287,9 @@ def _build_trainer(cfg: TrainConfig, run: Run, model_and_tokenizer=None) -> TASF
         raise SemsafeError(f"tokenizer has {len(tok)} tokens but the model's embeddings {cost.vocab_size}")
     model.train()
     if cfg.lora.enabled:
+        # LoRA's A matrices are drawn from the global generator: seed it here, or a run's start
+        # depends on whatever ran before it in this process (an experiment's previous run)
+        set_seed(cfg.train.seed)
         model = _wrap_lora(model, cfg)
     use_cuda = torch.cuda.is_available()
     bf16 = _precision(cfg.train.precision)

@@ -210,6 +210,24 @@ def test_short_emd_run_on_embedded_model(tmp_path):
     assert after <= before * 1.10, (before, after)
 
 
+def test_a_runs_adapter_starts_from_its_own_seed_whatever_ran_before_it(files, tmp_path):
+    """An experiment trains its runs one after another in one process: each run's LoRA init
+    must follow from its seed alone, not from the random numbers the previous run drew."""
+    from semsafe.train import _build_trainer
+
+    def first_adapter_matrix(drawn_before: int, seed: int):
+        cfg = load_config(CONFIG, [f"data.harmful={files / 'harmful.jsonl'}", f"data.retain={files / 'retain.jsonl'}",
+                                   "data.prepared=null", "train.batch_size=2", f"train.seed={seed}"])
+        torch.rand(drawn_before)  # stands for a previous run's dropout, sampling, shuffling
+        run = Run.create(cfg.to_dict(), root=tmp_path / "runs")
+        trainer = _build_trainer(cfg, run)  # the real embedded model, loaded from disk each time
+        return next(p for n, p in trainer.model.named_parameters() if "lora_A" in n).detach().clone()
+
+    first = first_adapter_matrix(1, seed=0)
+    assert torch.equal(first, first_adapter_matrix(1000, seed=0))
+    assert not torch.equal(first, first_adapter_matrix(1, seed=1))
+
+
 def test_ratio_mode_calibrates_lambda_and_logs_gradient_norms(files, tmp_path):
     runs = tmp_path / "runs"
     out = cli(["train", "--config", CONFIG, "--run-id", "cal", *tiny_args(files, 4),
