@@ -8,7 +8,7 @@ import time
 
 from .data import PACK_SETS
 from .errors import SemsafeError
-from .paths import DEFAULT_MODEL, EVAL_BATCH_SIZE
+from .paths import DEFAULT_MODEL, EVAL_BATCH_SIZE, PREPARE_BATCH_SIZE
 
 
 def _inspect(args) -> int:
@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", "--seed", dest="seed", type=int, default=0,
                    help="seed of the train / held-out split (a config's data.split_seed)")
     p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=PREPARE_BATCH_SIZE,
+                   help="prompts answered at once: speed and memory only, greedy answers are the same")
     p.add_argument("--out", default=None, help="output folder (default: under the semsafe cache)")
     p.set_defaults(func=_prepare)
 

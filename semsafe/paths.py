@@ -14,3 +14,6 @@ def cache_dir() -> Path:
 # answers per generation batch in evaluation; every suite's prompts share the batches (a larger
 # batch amortises each decoding step's weight reads: bench/eval_speed.py)
 EVAL_BATCH_SIZE = 48
+# answers per generation batch in `semsafe prepare` (the same trade-off; greedy answers do not
+# depend on it, so it is not part of a prepared folder's key)
+PREPARE_BATCH_SIZE = 48

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .data import Record, assign_split, load_any, load_set, near_duplicates, save_records
 from .errors import SemsafeError
-from .paths import cache_dir
+from .paths import PREPARE_BATCH_SIZE, cache_dir
 from .store import atomic_write_json, model_key, read_resumable_jsonl
 
 
@@ -34,10 +34,12 @@ class PrepareConfig:
     held_out: float = 0.5  # share of prompts held out for evaluation
     seed: int = 0  # the split seed (train.yaml's data.split_seed); generation is greedy
     max_new_tokens: int = 64
-    batch_size: int = 16
+    batch_size: int = PREPARE_BATCH_SIZE
 
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True)
+        # batch size changes how fast, not what is generated, so it does not name the folder; it
+        # is hashed at 16, its value when folders were first named, so those are still found
+        blob = json.dumps({**asdict(self), "batch_size": 16}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

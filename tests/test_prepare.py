@@ -42,6 +42,18 @@ def test_prepare_refuses_to_mix_settings(embedded, tmp_path):
     with pytest.raises(SemsafeError, match="other settings"):
         prepare(PrepareConfig(n_harmful=1, n_retain=1, max_new_tokens=4, batch_size=1, seed=5),
                 out_dir=tmp_path, progress=False, model_and_tokenizer=embedded)
+    # the batch size is speed, not a setting of the result: the same folder, nothing regenerated
+    log = (tmp_path / "generations_harmful.jsonl").read_text()
+    prepare(PrepareConfig(n_harmful=1, n_retain=1, max_new_tokens=4, batch_size=3),
+            out_dir=tmp_path, progress=False, model_and_tokenizer=embedded)
+    assert (tmp_path / "generations_harmful.jsonl").read_text() == log
+
+
+def test_folders_prepared_before_the_batch_size_left_the_key_keep_their_names():
+    # the experiment's prepared set was named when batch size 16 was hashed into the key
+    assert PrepareConfig(n_harmful=190, batch_size=16).key() == "9570428bf0"
+    assert PrepareConfig(n_harmful=190, batch_size=48).key() == "9570428bf0"
+    assert PrepareConfig(n_harmful=191).key() != "9570428bf0"
 
 
 def test_killed_prepare_resumes_without_duplicates(embedded, tmp_path):
