@@ -3,9 +3,9 @@
 Objectives x harmful-set sizes x seeds on the embedded model, each at equal strength (λ
 calibrated to one ratio of gradient norms, ``lambda_mode: ratio``), each run evaluated on the
 held-out side of the one data split the experiment uses, against the base model evaluated with
-the same settings. A design is a preset (``cpu``: about 90 minutes on 2 cores, 86 measured
-with a warm cache and ~90 from an empty one; ``gpu``: the same with three seeds, capability
-and longer answers) that single options can override.
+the same settings. A design is a preset (``cpu``: 86 to 105 minutes measured on 2 cores, the
+latter from an empty cache on slower cores, against a 90-minute target; ``gpu``: the same with
+three seeds, capability and longer answers) that single options can override.
 Objectives that train without the harmful set (sft) are trained once per seed and stand at
 every size. Writes into ``runs/experiments/data-efficiency-<time>/``: ``results.csv`` (one row
 per run and size, with paired deltas against the base), ``versus.csv`` (TA-SFT against each

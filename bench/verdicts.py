@@ -1,0 +1,48 @@
+"""Do two runs of the experiment reach the same verdicts? For each size and baseline, `emd`'s
+verdict on each metric (better / worse / no difference shown) in two ``versus.csv`` files,
+side by side, and how many agree.
+
+    .venv/bin/python bench/verdicts.py docs/results/data-efficiency-21steps-unseeded-versus.csv \\
+        docs/results/data-efficiency-decisive-versus.csv
+
+Two runs of the same design that differ only in the adapters' initial weights show how much of
+a verdict is the method and how much the draw (the paired interval over prompts holds the
+initial weights fixed).
+"""
+
+import argparse
+
+import pandas as pd
+
+METRICS = ("harmful", "over-refusal", "ppl (base, generated)")
+
+
+def verdict(row, metric: str, suffix: str = "") -> str:
+    if row[f"{metric}: emd better{suffix}"]:
+        return "better"
+    return "worse" if row[f"{metric}: emd worse{suffix}"] else "none shown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("first")
+    ap.add_argument("second")
+    args = ap.parse_args()
+    a, b = pd.read_csv(args.first), pd.read_csv(args.second)
+    merged = a.merge(b, on=["size", "versus"], suffixes=("", " 2"))
+    if len(merged) != len(a) or len(merged) != len(b):
+        raise SystemExit("the two files do not compare the same sizes and baselines")
+    rows, same = [], 0
+    for _, r in merged.iterrows():
+        line = {"size": r["size"], "versus": r["versus"]}
+        for m in METRICS:
+            first, second = verdict(r, m), verdict(r, m, " 2")
+            same += first == second
+            line[m] = first if first == second else f"{first} -> {second}"
+        rows.append(line)
+    print(pd.DataFrame(rows).to_string(index=False))
+    print(f"{same} of {len(merged) * len(METRICS)} verdicts the same in both")
+
+
+if __name__ == "__main__":
+    main()
