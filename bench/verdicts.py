@@ -11,16 +11,21 @@ initial weights fixed).
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 import pandas as pd
 
-METRICS = ("harmful", "over-refusal", "ppl (base, generated)")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from semsafe.experiment import METHOD, VERSUS_METRICS  # noqa: E402  (the columns versus.csv has)
+
+METRICS = [short for _, _, short, _ in VERSUS_METRICS]
 
 
 def verdict(row, metric: str, suffix: str = "") -> str:
-    if row[f"{metric}: emd better{suffix}"]:
+    if row[f"{metric}: {METHOD} better{suffix}"]:
         return "better"
-    return "worse" if row[f"{metric}: emd worse{suffix}"] else "none shown"
+    return "worse" if row[f"{metric}: {METHOD} worse{suffix}"] else "none shown"
 
 
 def main() -> None:

@@ -61,7 +61,7 @@ class Design:
     # lr 4e-3, 21 steps: in pilots with these settings (n=10) the share of the harmful term's
     # movement left for the last quarter of the steps fell to 0.05 for emd and emd_lb at step 21
     # (at lr 2e-3 emd needed ~30-36 steps, emd_lb more; at 5e-3 the terms were noisier);
-    # examples cut at 96 tokens keep the CPU preset near 90 minutes (86-90 measured: docs/results.md)
+    # examples cut at 96 tokens keep the CPU preset near 90 minutes (86-105 measured: docs/results.md)
     overrides: list = field(default_factory=lambda: ["train.lr=4e-3", "data.max_length=96"])
 
 
