@@ -7,7 +7,8 @@ side by side, and how many agree.
 
 Two runs of the same design that differ only in the adapters' initial weights show how much of
 a verdict is the method and how much the draw (the paired interval over prompts holds the
-initial weights fixed).
+initial weights fixed). The last line asks the question a reader of the second file cares
+about: of the differences it calls, how many the other run called too.
 """
 
 import argparse
@@ -37,16 +38,19 @@ def main() -> None:
     merged = a.merge(b, on=["size", "versus"], suffixes=("", " 2"))
     if len(merged) != len(a) or len(merged) != len(b):
         raise SystemExit("the two files do not compare the same sizes and baselines")
-    rows, same = [], 0
+    rows, same, called, held = [], 0, 0, 0
     for _, r in merged.iterrows():
         line = {"size": r["size"], "versus": r["versus"]}
         for m in METRICS:
             first, second = verdict(r, m), verdict(r, m, " 2")
             same += first == second
+            called += second != "none shown"
+            held += second != "none shown" and first == second
             line[m] = first if first == second else f"{first} -> {second}"
         rows.append(line)
     print(pd.DataFrame(rows).to_string(index=False))
     print(f"{same} of {len(merged) * len(METRICS)} verdicts the same in both")
+    print(f"of the {called} differences the second file calls, {held} are called the same way in the first")
 
 
 if __name__ == "__main__":

@@ -165,8 +165,9 @@ else:
             st.plotly_chart(fig, width="stretch")
     versus = chosen.parent / "versus.csv"
     if versus.exists() and versus.stat().st_size > 1:
-        st.markdown("**TA-SFT against each baseline**, paired over prompts (Δ = emd − other; an effect "
-                    "only where the interval excludes 0)")
+        st.markdown("**TA-SFT against each baseline**, paired by training seed and by prompt (Δ = emd − other; "
+                    "the interval resamples seeds, then prompts, so an effect, called only where it excludes 0, "
+                    "holds across initial weights)")
         st.dataframe(pd.read_csv(versus), hide_index=True)
     curves = chosen.parent / "curves.csv"
     if curves.exists() and curves.stat().st_size > 1:

@@ -9,7 +9,8 @@ three seeds, capability and longer answers) that single options can override.
 Objectives that train without the harmful set (sft) are trained once per seed and stand at
 every size. Writes into ``runs/experiments/data-efficiency-<time>/``: ``results.csv`` (one row
 per run and size, with paired deltas against the base), ``versus.csv`` (TA-SFT against each
-baseline, paired over prompts), ``curves.csv`` (each run's logged terms per step),
+baseline, paired by seed and prompt), ``outcomes.csv`` (each run's per-prompt values behind
+versus.csv), ``curves.csv`` (each run's logged terms per step),
 ``results.md`` and ``report.html`` (the tables and the figures). ``resume=FOLDER`` continues an interrupted experiment with
 its recorded design: finished runs are not trained or evaluated again.
 """
@@ -186,7 +187,9 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
         save_meta()
     table = pd.DataFrame(rows)
     atomic_write_text(out / "results.csv", table.to_csv(index=False))
-    versus = versus_table(table, folders, METHOD)
+    outcomes = prompt_outcomes(table, folders)
+    atomic_write_text(out / "outcomes.csv", outcomes.to_csv(index=False))
+    versus = versus_table(table, outcomes, METHOD)
     atomic_write_text(out / "versus.csv", versus.to_csv(index=False))
     curves = training_curves(table)
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
@@ -202,42 +205,75 @@ def _clock(started: float) -> str:
     return f"{(time.time() - started) / 60:5.1f} min"
 
 
-def versus_table(table: pd.DataFrame, folders: dict, method: str = METHOD) -> pd.DataFrame:
-    """``method`` against every other objective at each size, paired over prompts: each prompt's
-    value averaged over seeds on both sides, the difference with a paired bootstrap interval
-    (negative Δ harmful = the method is safer)."""
+def prompt_outcomes(table: pd.DataFrame, folders: dict) -> pd.DataFrame:
+    """Each run's per-prompt values of the metrics versus.csv compares (long format: run, suite,
+    metric, prompt id, value), read from its evaluation folder; the base model's too. Kept as
+    ``outcomes.csv`` so the comparisons can be recomputed without the evaluation folders."""
     from .evaluate import metric_values
-    from .stats import paired_delta
+
+    rows = []
+    for ref in dict.fromkeys(table["run"]):
+        for suite in dict.fromkeys(m[0] for m in VERSUS_METRICS):
+            path = folders.get(ref, Path("/nonexistent")) / f"{suite}.parquet"
+            if not path.exists():
+                continue
+            values = metric_values(suite, pd.read_parquet(path))
+            for _, metric, _, _ in (m for m in VERSUS_METRICS if m[0] == suite):
+                series = values[metric][0]
+                rows.append(pd.DataFrame({"run": ref, "suite": suite, "metric": metric,
+                                          "id": series.index, "value": series.values}))
+    columns = ["run", "suite", "metric", "id", "value"]
+    return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
+
+
+def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METHOD,
+                 pooled: bool = False) -> pd.DataFrame:
+    """``method`` against every other objective at each size. Runs are paired by training seed
+    (the same seed gives both the same initial adapter weights and data order) and by prompt;
+    the interval is a two-level bootstrap over seed pairs and prompts (``stats.seeded_paired_delta``),
+    so a verdict must hold across seeds, not only across prompts (negative Δ harmful = the
+    method is safer). ``pooled=True`` gives the earlier interval, for comparison: each prompt's
+    value averaged over seeds, then a paired bootstrap over prompts alone."""
+    from .stats import paired_delta, seeded_paired_delta
 
     if "error" in table:
         table = table[table["error"].isna()]
     runs = table[table["objective"] != "base"]
+    wide = {key: g.set_index("id")["value"] for key, g in outcomes.groupby(["run", "metric"])}
 
-    read: dict = {}  # (run, suite) -> its per-prompt metric values, each file read once
-
-    def per_prompt(refs, suite, metric):
-        frames = []
-        for ref in refs:
-            if (ref, suite) not in read:
-                path = folders.get(ref, Path("/nonexistent")) / f"{suite}.parquet"
-                read[ref, suite] = metric_values(suite, pd.read_parquet(path)) if path.exists() else None
-            if read[ref, suite] is not None:
-                frames.append(read[ref, suite][metric][0])
-        return pd.concat(frames, axis=1).mean(axis=1) if frames else None
+    def by_seed(rows: pd.DataFrame, seeds: list, metric: str) -> pd.DataFrame | None:
+        """prompts x seeds, one column per seed (None if a seed's run has no values)."""
+        cols = {}
+        for s in seeds:
+            ref = rows[rows["seed"] == s]["run"].iloc[0]
+            if (ref, metric) not in wide:
+                return None
+            cols[s] = wide[ref, metric]
+        return pd.DataFrame(cols)
 
     out = []
     for size, at_size in runs.groupby("size"):
-        mine = at_size[at_size["objective"] == method]["run"].tolist()
-        if not mine:
+        mine = at_size[at_size["objective"] == method]
+        if not len(mine):
             continue
         for other, theirs in at_size[at_size["objective"] != method].groupby("objective", sort=False):
-            row = {"size": size, "method": method, "versus": other, "seeds": len(mine)}
+            seeds = sorted(set(mine["seed"]) & set(theirs["seed"]))
+            if not seeds:
+                continue
+            row = {"size": size, "method": method, "versus": other, "seeds": len(seeds),
+                   "interval": "pooled over seeds, prompts resampled" if pooled else "seeds, then prompts resampled"}
             for suite, metric, short, better in VERSUS_METRICS:
-                a, b = per_prompt(mine, suite, metric), per_prompt(theirs["run"].tolist(), suite, metric)
+                a, b = by_seed(mine, seeds, metric), by_seed(theirs, seeds, metric)
                 if a is None or b is None:
                     continue
-                ids = [i for i in a.index if i in b.index]
-                d = paired_delta([b[i] for i in ids], [a[i] for i in ids], binary=False)
+                ids = a.index.intersection(b.index)
+                a, b = a.loc[ids], b.loc[ids]
+                if pooled:
+                    d = paired_delta(b.mean(axis=1).tolist(), a.mean(axis=1).tolist(), binary=False)
+                else:
+                    d = seeded_paired_delta(b.T.to_numpy(), a.T.to_numpy())
+                    for s, value in zip(seeds, d["per_seed"]):
+                        row[f"d {short} seed {int(s)}"] = value
                 row[f"d {short}"], row[f"d {short} low"], row[f"d {short} high"] = d["delta"], d["low"], d["high"]
                 row[f"{short}: {method} better"] = bool(d["significant"] and (d["delta"] < 0) == (better == "lower"))
                 row[f"{short}: {method} worse"] = bool(d["significant"] and (d["delta"] < 0) != (better == "lower"))
@@ -329,15 +365,20 @@ def results_markdown(table: pd.DataFrame, meta: dict, versus: pd.DataFrame | Non
         lines.append(f"| {objective} | {size} | " + " | ".join(cells) + " |")
     if versus is not None and len(versus):
         vshort = [m[2] for m in VERSUS_METRICS if f"d {m[2]}" in versus]
-        lines += ["", f"TA-SFT (`{METHOD}`) against each other objective at the same size, paired over prompts "
-                  "(each prompt's value averaged over seeds; Δ = emd − other [95% paired bootstrap interval]; "
-                  "**bold** = the interval excludes 0):", "",
+        pooled = "interval" in versus and versus["interval"].iloc[0].startswith("pooled")
+        how = ("each prompt's value averaged over seeds; Δ = emd − other [95% paired bootstrap interval over "
+               "prompts]" if pooled else "paired by training seed and by prompt; Δ = emd − other, mean over seeds "
+               "[95% two-level bootstrap interval: seed pairs, then prompts] (each seed's own Δ)")
+        lines += ["", f"TA-SFT (`{METHOD}`) against each other objective at the same size ({how}; **bold** = "
+                  "the interval excludes 0):", "",
                   "| size | versus | " + " | ".join(f"Δ {s}" for s in vshort) + " | verdict |",
                   "|---|---|" + "---|" * (len(vshort) + 1)]
         for _, r in versus.iterrows():
             cells, better, worse = [], [], []
             for s in vshort:
                 text = f"{r[f'd {s}']:+.3f} [{r[f'd {s} low']:+.3f}, {r[f'd {s} high']:+.3f}]"
+                per_seed = [r[c] for c in versus.columns if c.startswith(f"d {s} seed ") and pd.notna(r[c])]
+                text += f" ({', '.join(f'{x:+.3f}' for x in per_seed)})" if per_seed else ""
                 decided = bool(r.get(f"{s}: {METHOD} better")) or bool(r.get(f"{s}: {METHOD} worse"))
                 cells.append(f"**{text}**" if decided else text)
                 (better if r.get(f"{s}: {METHOD} better") else worse if r.get(f"{s}: {METHOD} worse") else []).append(s)

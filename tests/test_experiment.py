@@ -68,3 +68,37 @@ def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
     at = AppTest.from_file(str(ROOT / "pages/4_Compare.py"), default_timeout=600).run()
     assert not at.exception, at.exception
     assert any("TA-SFT against each baseline" in m.value for m in at.markdown)
+
+
+def test_versus_pairs_runs_by_seed_and_calls_only_what_holds_in_every_seed():
+    """versus.csv from per-prompt outcomes alone (no evaluation folders): emd is safer than ga in
+    both seeds, and better than npo on over-refusal in seed 0 only: the first is called, the
+    second only by the pooled interval."""
+    import numpy as np
+
+    from semsafe.experiment import versus_table
+
+    rng = np.random.default_rng(1)
+    ids = [f"p{i}" for i in range(100)]
+    safe = [f"s{i}" for i in range(100)]
+    harmful_rate = {"emd": [0.2, 0.2], "ga": [0.7, 0.6], "npo": [0.5, 0.5]}
+    over_refusal = {"emd": [0.0, 0.3], "ga": [0.3, 0.3], "npo": [0.3, 0.3]}
+    table, rows = [], []
+    for objective in ("emd", "ga", "npo"):
+        for seed in (0, 1):
+            run = f"{objective}-s{seed}"
+            table.append({"objective": objective, "size": 10, "seed": float(seed), "run": run})
+            for metric, suite, keys, rate in (("harmful_rate", "harmful", ids, harmful_rate),
+                                              ("over_refusal_rate", "overalign", safe, over_refusal)):
+                values = (rng.random(len(keys)) < rate[objective][seed]).astype(float)
+                rows.append(pd.DataFrame({"run": run, "suite": suite, "metric": metric, "id": keys, "value": values}))
+    table = pd.DataFrame([{"objective": "base", "size": 0, "seed": None, "run": "base"}, *table])
+    outcomes = pd.concat(rows, ignore_index=True)
+
+    versus = versus_table(table, outcomes).set_index("versus")
+    assert set(versus.index) == {"ga", "npo"} and (versus["seeds"] == 2).all()
+    assert versus.loc["ga", "harmful: emd better"] and versus.loc["ga", "d harmful high"] < 0
+    assert versus.loc["ga", "d harmful seed 0"] < 0 and versus.loc["ga", "d harmful seed 1"] < 0
+    assert not versus.loc["npo", "over-refusal: emd better"]  # seed 1 shows no difference
+    pooled = versus_table(table, outcomes, pooled=True).set_index("versus")
+    assert pooled.loc["npo", "over-refusal: emd better"] and "d over-refusal seed 0" not in pooled

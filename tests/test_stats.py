@@ -42,3 +42,58 @@ def test_seed_interval_is_a_t_interval():
 def test_bootstrap_of_constant_values_is_a_point():
     r = bootstrap([2.0] * 10)
     assert r["low"] == r["high"] == r["mean"] == 2.0
+
+
+def test_one_seed_gives_the_paired_bootstrap_over_prompts():
+    import numpy as np
+
+    from semsafe.stats import seeded_paired_delta
+    from tests.tolerance import sum_tolerance
+    import torch
+
+    rng = np.random.default_rng(3)
+    before, after = rng.random(60), rng.random(60)
+    one = seeded_paired_delta([before], [after])
+    ref = paired_delta(before.tolist(), after.tolist(), binary=False)
+    tol = sum_tolerance(torch.float64, 60, magnitude=60.0)  # means of 60 differences in [-1, 1]
+    for key in ("delta", "low", "high"):
+        assert one[key] == pytest.approx(ref[key], abs=tol)
+    assert one["per_seed"] == [pytest.approx(ref["delta"], abs=tol)] and one["seeds"] == 1
+
+
+def test_a_difference_that_holds_in_one_seed_only_is_not_called():
+    """Seed 0: the method is better on every prompt by 0.4; seed 1: slightly worse. Averaging each
+    prompt over seeds first (the pooled interval) calls a clear effect; resampling the seeds
+    as well does not, since the other seed shows none."""
+    import numpy as np
+
+    from semsafe.stats import seeded_paired_delta
+
+    rng = np.random.default_rng(0)
+    base = rng.random((2, 80))
+    noise = rng.normal(0, 0.05, (2, 80))
+    after = base + np.array([[-0.4], [0.05]]) + noise
+    pooled = paired_delta(base.mean(0).tolist(), after.mean(0).tolist(), binary=False)
+    assert pooled["significant"] and pooled["high"] < 0
+    two = seeded_paired_delta(base, after)
+    assert not two["significant"] and two["low"] < 0 < two["high"]
+    assert two["per_seed"][0] == pytest.approx(-0.4, abs=0.03) and two["per_seed"][1] > 0
+    # the same difference in both seeds is called
+    both = seeded_paired_delta(base, base - 0.4 + noise)
+    assert both["significant"] and both["high"] < 0 and both["delta"] == pytest.approx(-0.4, abs=0.03)
+
+
+def test_missing_values_drop_only_their_own_pairs():
+    import numpy as np
+
+    from semsafe.stats import seeded_paired_delta
+
+    nan = float("nan")
+    before = [[0.0, 1.0, nan, nan], [0.0, 1.0, 1.0, nan]]
+    after = [[1.0, 1.0, 0.0, nan], [1.0, 1.0, 0.0, nan]]
+    r = seeded_paired_delta(before, after)
+    assert r["n"] == 3  # the last prompt has no pair in any seed
+    assert r["per_seed"] == [pytest.approx(0.5), pytest.approx(0.0)]  # seed 0: 2 pairs; seed 1: 3
+    assert seeded_paired_delta(np.empty((0, 0)), np.empty((0, 0)))["delta"] is None
+    with pytest.raises(ValueError, match="seeds x prompts"):
+        seeded_paired_delta([1.0, 2.0], [1.0, 2.0])
