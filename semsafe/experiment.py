@@ -3,8 +3,8 @@
 Objectives x harmful-set sizes x seeds on the embedded model, each at equal strength (λ
 calibrated to one ratio of gradient norms, ``lambda_mode: ratio``), each run evaluated on the
 held-out side of the one data split the experiment uses, against the base model evaluated with
-the same settings. A design is a preset (``cpu``: 86 to 105 minutes measured on 2 cores, the
-latter from an empty cache on slower cores, against a 90-minute target; ``gpu``: the same with
+the same settings. A design is a preset (``cpu``: 86 to 144 minutes measured on 2 cores, the
+same work on cores of varying speed, against a 90-minute target; ``gpu``: the same with
 three seeds, capability and longer answers) that single options can override.
 Objectives that train without the harmful set (sft) are trained once per seed and stand at
 every size. Writes into ``runs/experiments/data-efficiency-<time>/``: ``results.csv`` (one row
@@ -62,7 +62,7 @@ class Design:
     # lr 4e-3, 21 steps: in pilots with these settings (n=10) the share of the harmful term's
     # movement left for the last quarter of the steps fell to 0.05 for emd and emd_lb at step 21
     # (at lr 2e-3 emd needed ~30-36 steps, emd_lb more; at 5e-3 the terms were noisier);
-    # examples cut at 96 tokens keep the CPU preset near 90 minutes (86-105 measured: docs/results.md)
+    # examples cut at 96 tokens aim the CPU preset at 90 minutes (86-144 measured, the cores varying: docs/results.md)
     overrides: list = field(default_factory=lambda: ["train.lr=4e-3", "data.max_length=96"])
 
 
