@@ -6,7 +6,7 @@ experiment showed); the prompts differ in difficulty. Printed for each τ and k:
 simulated experiments in which the pooled interval (prompts resampled alone, each prompt
 averaged over seeds) and the two-level one (seed pairs, then prompts) exclude 0, i.e. call an
 effect that does not exist (nominal: 0.05), and, with a true difference (0.75 in log-odds,
-about 0.13 in rate: printed), how often each finds it.
+0.11 to 0.13 in rate: printed), how often each finds it.
 
     .venv/bin/python bench/seed_intervals.py [--sims 200] [--prompts 100]
 """
