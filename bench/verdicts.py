@@ -18,15 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from semsafe.experiment import METHOD, VERSUS_METRICS  # noqa: E402  (the columns versus.csv has)
+from semsafe.experiment import VERSUS_METRICS, verdict  # noqa: E402  (the columns versus.csv has)
 
 METRICS = [short for _, _, short, _ in VERSUS_METRICS]
-
-
-def verdict(row, metric: str, suffix: str = "") -> str:
-    if row[f"{metric}: {METHOD} better{suffix}"]:
-        return "better"
-    return "worse" if row[f"{metric}: {METHOD} worse{suffix}"] else "none shown"
 
 
 def main() -> None:

@@ -364,28 +364,7 @@ def results_markdown(table: pd.DataFrame, meta: dict, versus: pd.DataFrame | Non
             cells.append(_cell(r["mean"], r["low"], r["high"]))
         lines.append(f"| {objective} | {size} | " + " | ".join(cells) + " |")
     if versus is not None and len(versus):
-        vshort = [m[2] for m in VERSUS_METRICS if f"d {m[2]}" in versus]
-        pooled = "interval" in versus and versus["interval"].iloc[0].startswith("pooled")
-        how = ("each prompt's value averaged over seeds; Δ = emd − other [95% paired bootstrap interval over "
-               "prompts]" if pooled else "paired by training seed and by prompt; Δ = emd − other, mean over seeds "
-               "[95% two-level bootstrap interval: seed pairs, then prompts] (each seed's own Δ)")
-        lines += ["", f"TA-SFT (`{METHOD}`) against each other objective at the same size ({how}; **bold** = "
-                  "the interval excludes 0):", "",
-                  "| size | versus | " + " | ".join(f"Δ {s}" for s in vshort) + " | verdict |",
-                  "|---|---|" + "---|" * (len(vshort) + 1)]
-        for _, r in versus.iterrows():
-            cells, better, worse = [], [], []
-            for s in vshort:
-                text = f"{r[f'd {s}']:+.3f} [{r[f'd {s} low']:+.3f}, {r[f'd {s} high']:+.3f}]"
-                per_seed = [r[c] for c in versus.columns if c.startswith(f"d {s} seed ") and pd.notna(r[c])]
-                text += f" ({', '.join(f'{x:+.3f}' for x in per_seed)})" if per_seed else ""
-                decided = bool(r.get(f"{s}: {METHOD} better")) or bool(r.get(f"{s}: {METHOD} worse"))
-                cells.append(f"**{text}**" if decided else text)
-                (better if r.get(f"{s}: {METHOD} better") else worse if r.get(f"{s}: {METHOD} worse") else []).append(s)
-            verdict = ("; ".join([f"{METHOD} better on {', '.join(better)}"] * bool(better)
-                                 + [f"{METHOD} worse on {', '.join(worse)}"] * bool(worse))
-                       or f"{METHOD} does not beat {r['versus']}: no difference shown")
-            lines.append(f"| {r['size']} | {r['versus']} | " + " | ".join(cells) + f" | {verdict} |")
+        lines += [""] + versus_markdown(versus)
     if curves is not None and len(curves):
         flat = plateau(curves)
         if len(flat):
@@ -409,6 +388,43 @@ def results_markdown(table: pd.DataFrame, meta: dict, versus: pd.DataFrame | Non
             cells.append(f"**{text}**" if bool(r.get(f"d {s} effect")) else text)
         lines.append(f"| {run_label(r['run'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def verdict(row, short: str, suffix: str = "") -> str:
+    """A versus.csv row's verdict on one metric: "better", "worse" or "none shown" (``suffix``:
+    the columns of a second file merged beside the first)."""
+    if row.get(f"{short}: {METHOD} better{suffix}"):
+        return "better"
+    return "worse" if row.get(f"{short}: {METHOD} worse{suffix}") else "none shown"
+
+
+def versus_markdown(versus: pd.DataFrame) -> list[str]:
+    """versus.csv as a markdown table: each Δ with its interval (and each seed's own Δ), bold
+    where the interval excludes 0, and the verdict per row."""
+    vshort = [m[2] for m in VERSUS_METRICS if f"d {m[2]}" in versus]
+    pooled = "interval" in versus and versus["interval"].iloc[0].startswith("pooled")
+    how = ("each prompt's value averaged over seeds; Δ = emd − other [95% paired bootstrap interval over "
+           "prompts]" if pooled else "paired by training seed and by prompt; Δ = emd − other, mean over seeds "
+           "[95% two-level bootstrap interval: seed pairs, then prompts] (each seed's own Δ)")
+    lines = [f"TA-SFT (`{METHOD}`) against each other objective at the same size ({how}; **bold** = "
+             "the interval excludes 0):", "",
+             "| size | versus | " + " | ".join(f"Δ {s}" for s in vshort) + " | verdict |",
+             "|---|---|" + "---|" * (len(vshort) + 1)]
+    for _, r in versus.iterrows():
+        cells, called = [], {"better": [], "worse": [], "none shown": []}
+        for s in vshort:
+            text = f"{r[f'd {s}']:+.3f} [{r[f'd {s} low']:+.3f}, {r[f'd {s} high']:+.3f}]"
+            per_seed = [r[c] for c in versus.columns if c.startswith(f"d {s} seed ") and pd.notna(r[c])]
+            text += f" ({', '.join(f'{x:+.3f}' for x in per_seed)})" if per_seed else ""
+            v = verdict(r, s)
+            cells.append(text if v == "none shown" else f"**{text}**")
+            called[v].append(s)
+        better, worse = called["better"], called["worse"]
+        text = ("; ".join([f"{METHOD} better on {', '.join(better)}"] * bool(better)
+                          + [f"{METHOD} worse on {', '.join(worse)}"] * bool(worse))
+                or f"{METHOD} does not beat {r['versus']}: no difference shown")
+        lines.append(f"| {r['size']} | {r['versus']} | " + " | ".join(cells) + f" | {text} |")
+    return lines
 
 
 def run_label(run_id: str) -> str:
