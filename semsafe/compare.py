@@ -21,7 +21,8 @@ from .store import atomic_write_text, model_key
 KEY_METRICS = [("harmful", "harmful_rate"), ("harmful", "refusal_rate"), ("harmful", "degenerate_rate"),
                ("harmful", "toxicity"), ("jailbreak", "jailbreak_harmful_rate"), ("jailbreak", "jailbreak_refusal_rate"),
                ("overalign", "over_refusal_rate"), ("overalign", "unsafe_refusal_rate"),
-               ("fluency", "ppl_generated_under_base"), ("fluency", "distinct_2"), ("fluency", "repetition"),
+               ("fluency", "log_ppl_generated_under_base"), ("fluency", "ppl_generated_under_base"),
+               ("fluency", "distinct_2"), ("fluency", "repetition"),
                ("fluency", "ppl_reference"), ("capability", "accuracy"),
                ("emd", "emd_to_harmful"), ("emd", "lower_bound")]
 # settings two evaluations must share to be compared (the rest, e.g. batch size, cannot
@@ -56,7 +57,9 @@ def find_eval_dir(ref: str, prefer_key: str | None = None) -> Path:
 
 def find_summary(ref: str) -> tuple[str, dict]:
     """(label, summary) for anything ``find_eval_dir`` accepts."""
-    return ref, json.loads((find_eval_dir(ref) / "summary.json").read_text())
+    from .evaluate import read_summary
+
+    return ref, read_summary(find_eval_dir(ref))
 
 
 def resolve(refs: list[str]) -> dict[str, Path]:
@@ -110,11 +113,13 @@ def has_matching_base(spec: str, ref: str) -> bool:
 
 
 def _summaries(refs: list[str]) -> list[tuple[str, dict]]:
+    from .evaluate import read_summary
+
     folders = resolve(refs)
     out = []
     for ref in refs:
         try:
-            out.append((ref, json.loads((folders[ref] / "summary.json").read_text())))
+            out.append((ref, read_summary(folders[ref])))
         except ValueError as err:
             raise SemsafeError(f"the evaluation summary of {ref} ({folders[ref] / 'summary.json'}) is damaged "
                                f"({err}); evaluate it again") from None
@@ -339,7 +344,10 @@ METRIC_DEFINITIONS = {
     "toxicity": "mean Jigsaw toxicity of the answers to harmful prompts (0–1); lower is better",
     "over_refusal_rate": "share of safe prompts that only look unsafe which were refused; lower is better",
     "unsafe_refusal_rate": "share of unsafe contrast prompts refused; higher is safer",
-    "ppl_generated_under_base": "perplexity of the model's own answers under the frozen base model; lower = more fluent",
+    "log_ppl_generated_under_base": "mean log-perplexity (nats per token) of the model's own answers under the frozen base model; "
+                                    "lower = more fluent; the headline, robust to a few degenerate answers",
+    "ppl_generated_under_base": "mean perplexity of the model's own answers under the frozen base model; lower = more fluent; "
+                                "one degenerate answer can dominate it (read the log-perplexity)",
     "distinct_2": "unique word pairs / all word pairs over the answers; higher = less repetitive",
     "repetition": "share of an answer's 4-grams that repeat an earlier one; lower is better",
     "ppl_reference": "secondary: the model's perplexity of fixed reference answers (flattening lowers it)",
@@ -350,6 +358,7 @@ METRIC_DEFINITIONS = {
 # one panel per kind of number, so rates, perplexities and distances are never on one axis
 PANELS = [("rates (share of prompts)", ["harmful_rate", "refusal_rate", "degenerate_rate", "jailbreak_harmful_rate",
                                         "over_refusal_rate", "unsafe_refusal_rate", "accuracy"], (0, 1.05)),
+          ("log-perplexity, nats (lower = more fluent)", ["log_ppl_generated_under_base"], None),
           ("perplexity (lower = more fluent)", ["ppl_generated_under_base", "ppl_reference"], None),
           ("EMD to harmful answers (higher = further)", ["emd_to_harmful", "lower_bound"], None)]
 

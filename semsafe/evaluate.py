@@ -552,6 +552,17 @@ def _num(x):
 
 # --- summaries -------------------------------------------------------------------------------
 
+def _log(values: pd.Series) -> pd.Series:
+    return np.log(values.astype(float))
+
+
+# metrics computed from another metric's per-prompt values: ``{name: (source, transform)}``.
+# The mean log-perplexity (mean per-token NLL of each answer, averaged over answers; nats) is
+# the fluency headline: one degenerate answer with perplexity 1e20 makes the plain mean of
+# perplexities, and any difference of two such means, say nothing about the other answers.
+DERIVED_METRICS = {"log_ppl_generated_under_base": ("ppl_generated_under_base", _log)}
+
+
 def metric_values(suite: str, t: pd.DataFrame) -> dict:
     """``{metric: (values indexed by prompt id, "rate" | "mean")}``: the per-prompt values each
     headline metric averages, so a summary and a paired comparison use the same definition."""
@@ -573,7 +584,8 @@ def metric_values(suite: str, t: pd.DataFrame) -> dict:
                 "unsafe_refusal_rate": (col("refused", unsafe), "rate"),
                 **degenerate("safe_degenerate_rate", safe)}
     if suite == "fluency":
-        return {"ppl_generated_under_base": (col("ppl_generated_under_base"), "mean"),
+        return {**{name: (transform(col(source)), "mean") for name, (source, transform) in DERIVED_METRICS.items()},
+                "ppl_generated_under_base": (col("ppl_generated_under_base"), "mean"),
                 "repetition": (col("repetition"), "mean"),
                 "ppl_reference": (col("ppl_reference"), "mean")}
     if suite == "emd":
@@ -581,6 +593,23 @@ def metric_values(suite: str, t: pd.DataFrame) -> dict:
     if suite == "capability":
         return {"accuracy": (col("correct"), "rate")}
     return {}
+
+
+def read_summary(folder: Path) -> dict:
+    """An evaluation's ``summary.json``, with each derived metric (``DERIVED_METRICS``) that it
+    lacks, because it was written before the metric existed, computed from the suite's rows
+    with the evaluation's own bootstrap settings."""
+    summary = json.loads((Path(folder) / "summary.json").read_text())
+    config = summary.get("config") or {}
+    cfg = EvalConfig(**{k: config[k] for k in ("n_bootstrap", "seed") if k in config})
+    for suite, values in (summary.get("suites") or {}).items():
+        missing = [name for name, (source, _) in DERIVED_METRICS.items() if source in values and name not in values]
+        rows = Path(folder) / f"{suite}.parquet"
+        if missing and rows.exists():
+            computed = metric_values(suite, pd.read_parquet(rows))
+            for name in missing:
+                values[name] = interval(computed[name][0].tolist(), computed[name][1], cfg)
+    return summary
 
 
 def interval(values, kind: str, cfg: EvalConfig) -> dict:

@@ -33,13 +33,15 @@ METRICS = [("harmful", "harmful_rate", "harmful", "lower"),
            ("harmful", "degenerate_rate", "degenerate", "lower"),
            ("overalign", "over_refusal_rate", "over-refusal", "lower"),
            ("overalign", "unsafe_refusal_rate", "unsafe refused", "higher"),
+           ("fluency", "log_ppl_generated_under_base", "log ppl (base, generated)", "lower"),
            ("fluency", "ppl_generated_under_base", "ppl (base, generated)", "lower"),
            ("fluency", "distinct_2", "distinct-2", "higher"),
            ("capability", "accuracy", "capability", "higher"),
            ("fluency", "ppl_reference", "ppl (reference, secondary)", "lower")]
 DELTA_METRICS = [m for m in METRICS if m[1] not in ("distinct_2",)]  # distinct-2 is pooled: no pairs
+# fluency by the mean log-perplexity: a mean of perplexities is one degenerate answer's value
 VERSUS_METRICS = [m for m in DELTA_METRICS if m[1] in ("harmful_rate", "over_refusal_rate",
-                                                        "ppl_generated_under_base")]
+                                                        "log_ppl_generated_under_base")]
 EXPERIMENT_OVERRIDES = ["train.save_steps=1000"]
 SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tasft-emd.yaml"  # λ mode ratio 1.0
 METHOD = "emd"  # TA-SFT; versus.csv compares it with every other objective
@@ -114,7 +116,7 @@ def eval_config(design: Design, split_seed: int):
 def data_efficiency(design: Design, config=None, overrides=(), resume: str | None = None,
                     progress=print) -> Path:
     from .compare import paired_deltas
-    from .evaluate import evaluate, evaluated_with, load_subject
+    from .evaluate import evaluate, evaluated_with, load_subject, read_summary
     from .prepare import default_out_dir, load_prepared, prepare
     from .train import train_run
 
@@ -169,7 +171,7 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
             if not evaluated_with(run.path / "eval", ecfg):  # missing, or scored by a judge since changed
                 evaluate(load_subject(run_id=run.id, cfg=ecfg), ecfg, progress=False)
             folders[run.id] = run.path / "eval"
-            summary = json.loads((run.path / "eval" / "summary.json").read_text())
+            summary = read_summary(run.path / "eval")
             calib = run.path / "calibration.json"
             row.update(_row(summary), lambda_effective=json.loads(calib.read_text())["lambda"]
                        if calib.exists() else cfg.lam)
@@ -226,6 +228,21 @@ def prompt_outcomes(table: pd.DataFrame, folders: dict) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
 
+def with_derived_metrics(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """``outcomes`` plus, for runs that lack one, each derived metric computed from its source
+    (``evaluate.DERIVED_METRICS``): outcomes written before the log-perplexity became the
+    fluency headline hold only the perplexities it is computed from."""
+    from .evaluate import DERIVED_METRICS
+
+    extra = []
+    for name, (source, transform) in DERIVED_METRICS.items():
+        has = set(outcomes.loc[outcomes["metric"] == name, "run"])
+        rows = outcomes[(outcomes["metric"] == source) & ~outcomes["run"].isin(has)]
+        if len(rows):
+            extra.append(rows.assign(metric=name, value=transform(rows["value"]).values))
+    return pd.concat([outcomes, *extra], ignore_index=True) if extra else outcomes
+
+
 def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METHOD,
                  pooled: bool = False) -> pd.DataFrame:
     """``method`` against every other objective at each size. Runs are paired by training seed
@@ -239,7 +256,7 @@ def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METH
     if "error" in table:
         table = table[table["error"].isna()]
     runs = table[table["objective"] != "base"]
-    wide = {key: g.set_index("id")["value"] for key, g in outcomes.groupby(["run", "metric"])}
+    wide = {key: g.set_index("id")["value"] for key, g in with_derived_metrics(outcomes).groupby(["run", "metric"])}
 
     def by_seed(rows: pd.DataFrame, seeds: list, metric: str) -> pd.DataFrame | None:
         """prompts x seeds, one column per seed (None if a seed's run has no values)."""
@@ -279,6 +296,51 @@ def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METH
                 row[f"{short}: {method} worse"] = bool(d["significant"] and (d["delta"] < 0) != (better == "lower"))
             out.append(row)
     return pd.DataFrame(out)
+
+
+def pool_experiments(parts: list[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One ``(results, outcomes)`` from experiments of one design run with other seeds (seeds
+    0,1 first, seed 2 later, say), so ``versus_table`` pairs and resamples every seed without
+    retraining the earlier ones. The base model is kept once; it must have the very same
+    per-prompt values in every part (the same prompts, answers and judges), or the parts were
+    evaluated differently and are not pooled. A run (objective, size, seed) may appear once."""
+    import numpy as np
+
+    if not parts:
+        raise SemsafeError("no experiments to pool")
+    tables, outcomes = [], []
+    base_values = None
+    for i, (table, values) in enumerate(parts):
+        base = table[table["objective"] == "base"]
+        mine = values[values["run"].isin(base["run"])].sort_values(["suite", "metric", "id"]).reset_index(drop=True)
+        if base_values is None:
+            base_values, first_base = mine, base
+        else:
+            if sorted(base["run"]) != sorted(first_base["run"]):
+                raise SemsafeError(f"experiment {i + 1} evaluated another base model ({', '.join(base['run'])}, "
+                                   f"not {', '.join(first_base['run'])}); pool experiments of one design only")
+            same = (len(mine) == len(base_values)
+                    and (mine[["suite", "metric", "id"]] == base_values[["suite", "metric", "id"]]).all().all()
+                    and np.allclose(mine["value"], base_values["value"], rtol=0, atol=1e-9, equal_nan=True))
+            if not same:
+                raise SemsafeError(f"the base model's per-prompt values in experiment {i + 1} differ from the first "
+                                   "one's: they were evaluated on other prompts or with other judges, so their "
+                                   "runs cannot be compared; rerun them with the same design and judges")
+            table = table[table["objective"] != "base"]
+            values = values[~values["run"].isin(base["run"])]
+        tables.append(table)
+        outcomes.append(values)
+    table = pd.concat(tables, ignore_index=True)
+    runs = table[table["objective"] != "base"]
+    twice = runs[runs.duplicated(["objective", "size", "seed"], keep=False)]
+    if len(twice):
+        names = ", ".join(sorted(set(twice["run"])))
+        raise SemsafeError(f"the same objective, size and seed appear in more than one experiment ({names}); "
+                           "pool experiments run with different seeds")
+    names = [set(t.loc[t["objective"] != "base", "run"]) for t in tables]
+    if sum(map(len, names)) != len(set().union(*names)):
+        raise SemsafeError("a run appears in more than one experiment; pool different experiments")
+    return table, pd.concat(outcomes, ignore_index=True)
 
 
 def training_curves(table: pd.DataFrame) -> pd.DataFrame:
@@ -457,12 +519,17 @@ def efficiency_figures(table: pd.DataFrame) -> list:
     colours = dict(zip(dict.fromkeys(runs["objective"]), px.colors.qualitative.Plotly * 3))
     sizes = sorted(runs["size"].unique())
     figs = []
+    # fluency by the headline, each answer's log-perplexity averaged (tables written before it
+    # existed have only the plain mean of perplexities, drawn on a log axis)
+    fluency = (("log ppl (base, generated)", "Base-model log-perplexity of generated answers vs harmful-set size "
+                "(mean over answers; lower is more fluent)", "mean log-perplexity under the base model (nats)", False)
+               if "log ppl (base, generated)" in runs and runs["log ppl (base, generated)"].notna().any() else
+               ("ppl (base, generated)", "Base-model perplexity of generated answers vs harmful-set size "
+                "(lower is more fluent)", "perplexity under the base model (log)", True))
     for col, title, ytitle, log_y in (
             ("harmful", "Harmful-answer rate vs harmful-set size (lower is safer)", "harmful-answer rate", False),
             ("degenerate", "Degenerate answers to harmful prompts vs harmful-set size (empty, loops, word "
-             "salad: neither refused nor harmful)", "degenerate rate", False),
-            ("ppl (base, generated)", "Base-model perplexity of generated answers vs harmful-set size "
-             "(lower is more fluent)", "perplexity under the base model (log)", True)):
+             "salad: neither refused nor harmful)", "degenerate rate", False), fluency):
         if col not in runs or runs[col].isna().all() or pd.isna(base[col]):  # a suite not evaluated
             continue
         fig = go.Figure()

@@ -70,6 +70,30 @@ def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
     assert any("TA-SFT against each baseline" in m.value for m in at.markdown)
 
 
+def synthetic_experiment(harmful_rate: dict, over_refusal: dict, seed: int = 1):
+    """``(results, outcomes)`` of an experiment at one size: per objective, one rate per seed
+    for harmful answers and over-refusal, 100 prompts each, drawn at those rates; a base row."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = [f"p{i}" for i in range(100)]
+    safe = [f"s{i}" for i in range(100)]
+    table, rows = [], []
+    for objective in harmful_rate:
+        for seed_index, _ in enumerate(harmful_rate[objective]):
+            run = f"{objective}-s{seed_index}"
+            table.append({"objective": objective, "size": 10, "seed": float(seed_index), "run": run})
+            for metric, suite, keys, rate in (("harmful_rate", "harmful", ids, harmful_rate),
+                                              ("over_refusal_rate", "overalign", safe, over_refusal)):
+                values = (rng.random(len(keys)) < rate[objective][seed_index]).astype(float)
+                rows.append(pd.DataFrame({"run": run, "suite": suite, "metric": metric, "id": keys, "value": values}))
+    for metric, suite, keys, rate in (("harmful_rate", "harmful", ids, 0.7), ("over_refusal_rate", "overalign", safe, 0.05)):
+        rows.append(pd.DataFrame({"run": "base", "suite": suite, "metric": metric, "id": keys,
+                                  "value": (rng.random(len(keys)) < rate).astype(float)}))
+    table = pd.DataFrame([{"objective": "base", "size": 0, "seed": None, "run": "base"}, *table])
+    return table, pd.concat(rows, ignore_index=True)
+
+
 def test_versus_pairs_runs_by_seed_and_calls_only_what_holds_in_every_seed():
     """versus.csv from per-prompt outcomes alone (no evaluation folders): emd is safer than ga in
     both seeds, and better than npo on over-refusal in seed 0 only: the first is called, the
@@ -78,23 +102,8 @@ def test_versus_pairs_runs_by_seed_and_calls_only_what_holds_in_every_seed():
 
     from semsafe.experiment import versus_table
 
-    rng = np.random.default_rng(1)
-    ids = [f"p{i}" for i in range(100)]
-    safe = [f"s{i}" for i in range(100)]
-    harmful_rate = {"emd": [0.2, 0.2], "ga": [0.7, 0.6], "npo": [0.5, 0.5]}
-    over_refusal = {"emd": [0.0, 0.3], "ga": [0.3, 0.3], "npo": [0.3, 0.3]}
-    table, rows = [], []
-    for objective in ("emd", "ga", "npo"):
-        for seed in (0, 1):
-            run = f"{objective}-s{seed}"
-            table.append({"objective": objective, "size": 10, "seed": float(seed), "run": run})
-            for metric, suite, keys, rate in (("harmful_rate", "harmful", ids, harmful_rate),
-                                              ("over_refusal_rate", "overalign", safe, over_refusal)):
-                values = (rng.random(len(keys)) < rate[objective][seed]).astype(float)
-                rows.append(pd.DataFrame({"run": run, "suite": suite, "metric": metric, "id": keys, "value": values}))
-    table = pd.DataFrame([{"objective": "base", "size": 0, "seed": None, "run": "base"}, *table])
-    outcomes = pd.concat(rows, ignore_index=True)
-
+    table, outcomes = synthetic_experiment({"emd": [0.2, 0.2], "ga": [0.7, 0.6], "npo": [0.5, 0.5]},
+                                           {"emd": [0.0, 0.3], "ga": [0.3, 0.3], "npo": [0.3, 0.3]})
     versus = versus_table(table, outcomes).set_index("versus")
     assert set(versus.index) == {"ga", "npo"} and (versus["seeds"] == 2).all()
     assert versus.loc["ga", "harmful: emd better"] and versus.loc["ga", "d harmful high"] < 0
@@ -102,3 +111,77 @@ def test_versus_pairs_runs_by_seed_and_calls_only_what_holds_in_every_seed():
     assert not versus.loc["npo", "over-refusal: emd better"]  # seed 1 shows no difference
     pooled = versus_table(table, outcomes, pooled=True).set_index("versus")
     assert pooled.loc["npo", "over-refusal: emd better"] and "d over-refusal seed 0" not in pooled
+
+
+def test_experiments_run_with_other_seeds_pool_into_one_comparison():
+    """Seeds 0,1 in one experiment and seed 2 in a later one compare as one three-seed
+    experiment; experiments whose base model was evaluated differently, or that repeat a seed,
+    are refused with a message that says why."""
+    from semsafe.errors import SemsafeError
+    from semsafe.experiment import pool_experiments, versus_table
+
+    table, outcomes = synthetic_experiment({"emd": [0.2, 0.2, 0.3], "ga": [0.7, 0.6, 0.6]},
+                                           {"emd": [0.1, 0.1, 0.1], "ga": [0.1, 0.1, 0.1]})
+    later = table["seed"] == 2
+    first = (table[~later], outcomes[~outcomes["run"].isin(table.loc[later, "run"])])
+    second_runs = table[later | (table["objective"] == "base")]
+    second = (second_runs, outcomes[outcomes["run"].isin(second_runs["run"])])
+
+    pooled_table, pooled_outcomes = pool_experiments([first, second])
+    assert (pooled_table["objective"] == "base").sum() == 1
+    whole = versus_table(table, outcomes)
+    pooled = versus_table(pooled_table, pooled_outcomes)
+    assert (pooled["seeds"] == 3).all() and "d harmful seed 2" in pooled
+    pd.testing.assert_frame_equal(pooled, whole)
+    assert versus_table(*first)["seeds"].eq(2).all()
+
+    changed = second[1].copy()
+    changed.loc[(changed["run"] == "base") & (changed["id"] == "p0"), "value"] = 1 - changed.loc[
+        (changed["run"] == "base") & (changed["id"] == "p0"), "value"]
+    with pytest.raises(SemsafeError, match="base model's per-prompt values"):
+        pool_experiments([first, (second[0], changed)])
+    with pytest.raises(SemsafeError, match="same objective, size and seed"):
+        pool_experiments([first, first])
+
+
+def test_fluency_headline_is_the_mean_log_perplexity_and_older_outcomes_get_it(tmp_path):
+    """One broken answer (perplexity 1e20) is the plain mean of perplexities; the mean of
+    log-perplexities still describes the other answers. Outcomes written before the headline
+    existed (perplexities only) give the same comparison as new ones."""
+    import numpy as np
+
+    from semsafe.evaluate import EvalConfig, metric_values, read_summary, summarise
+    from semsafe.experiment import versus_table, with_derived_metrics
+
+    ppl = [4.0] * 19 + [1e20]
+    fluency = pd.DataFrame({"id": [f"f{i}" for i in range(20)], "ppl_generated_under_base": ppl,
+                            "repetition": 0.0, "ppl_reference": 5.0, "response": "an answer"})
+    values = metric_values("fluency", fluency)
+    assert np.isclose(values["log_ppl_generated_under_base"][0].mean(), np.mean(np.log(ppl)))
+    summary = summarise("fluency", fluency, EvalConfig(n_bootstrap=50))
+    assert summary["ppl_generated_under_base"]["mean"] > 1e18  # the plain mean is the one answer
+    assert np.isclose(summary["log_ppl_generated_under_base"]["mean"], np.mean(np.log(ppl)))
+
+    # a summary written before the headline existed gets it from the suite's rows when read
+    del summary["log_ppl_generated_under_base"]
+    fluency.to_parquet(tmp_path / "fluency.parquet")
+    (tmp_path / "summary.json").write_text(json.dumps({"config": {"n_bootstrap": 50, "seed": 0},
+                                                       "suites": {"fluency": summary}}))
+    read = read_summary(tmp_path)["suites"]["fluency"]
+    assert read["log_ppl_generated_under_base"] == summarise("fluency", fluency, EvalConfig(n_bootstrap=50))[
+        "log_ppl_generated_under_base"]
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame([{"objective": "base", "size": 0, "seed": None, "run": "base"},
+                          *[{"objective": o, "size": 10, "seed": float(s), "run": f"{o}-s{s}"}
+                            for o in ("emd", "ga") for s in (0, 1)]])
+    old = pd.concat([pd.DataFrame({"run": run, "suite": "fluency", "metric": "ppl_generated_under_base",
+                                   "id": [f"f{i}" for i in range(40)],
+                                   "value": np.exp(rng.normal(1.5 if run.startswith("emd") else 2.5, 0.3, 40))})
+                     for run in table["run"]], ignore_index=True)
+    new = with_derived_metrics(old)
+    new = new[new["metric"] == "log_ppl_generated_under_base"]
+    assert np.allclose(new["value"], np.log(old["value"]))
+    by_old, by_new = versus_table(table, old), versus_table(table, new)
+    pd.testing.assert_frame_equal(by_old, by_new)
+    assert by_new.loc[0, "log ppl (base, generated): emd better"]
