@@ -402,8 +402,6 @@ def _row(summary: dict) -> dict:
 
 def results_markdown(table: pd.DataFrame, meta: dict, versus: pd.DataFrame | None = None,
                      curves: pd.DataFrame | None = None) -> str:
-    from .stats import seed_interval
-
     base = table[table["objective"] == "base"].iloc[0]
     ok = table["error"].isna() if "error" in table else True
     runs = table[(table["objective"] != "base") & ok]
@@ -415,15 +413,21 @@ def results_markdown(table: pd.DataFrame, meta: dict, versus: pd.DataFrame | Non
              f"{' = target ratio ||λ∇H|| / ||∇CE||' if meta['lambda_mode'] == 'ratio' else ''}). "
              f"Evaluation: prompts per suite {counts or design['eval_prompts']}, {design['max_new_tokens']} new "
              f"tokens, greedy; data split seed {meta['split_seed']}. Total time: {meta.get('minutes', 0):.0f} min.",
-             "", "Each cell: mean over seeds [95% t interval over seeds]; the base row: value [95% Wilson "
-             "or bootstrap interval over prompts].", "",
+             # a t interval over two or three seeds is wide enough to leave [0, 1]; each seed's own
+             # value says more, and versus.csv's interval carries the variation between seeds
+             "", "Each cell: mean over seeds (each seed's value, in seed order); the base row: value [95% "
+             "Wilson or bootstrap interval over prompts]. Differences between objectives, with intervals that "
+             "carry the variation between seeds, are in the table of TA-SFT against each baseline.", "",
              "| objective | size | " + " | ".join(shorts) + " |", "|---|---|" + "---|" * len(shorts),
              "| base | — | " + " | ".join(_cell(base[s], base.get(f"{s} low"), base.get(f"{s} high")) for s in shorts) + " |"]
     for (objective, size), group in runs.groupby(["objective", "size"], sort=False):
+        group = group.sort_values("seed")
         cells = []
         for s in shorts:
-            r = seed_interval(group[s].tolist())
-            cells.append(_cell(r["mean"], r["low"], r["high"]))
+            values = [v for v in group[s].tolist() if not pd.isna(v)]
+            mean = sum(values) / len(values) if values else None
+            seeds = f" ({', '.join(f'{v:.3f}' for v in values)})" if len(values) > 1 else ""
+            cells.append(_cell(mean, None, None) + seeds)
         lines.append(f"| {objective} | {size} | " + " | ".join(cells) + " |")
     if versus is not None and len(versus):
         lines += [""] + versus_markdown(versus)

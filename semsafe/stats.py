@@ -15,7 +15,6 @@
 An effect is called one only when its interval excludes 0 (``significant``).
 """
 
-import math
 import warnings
 
 import numpy as np
@@ -82,17 +81,6 @@ def mcnemar_exact(b: int, c: int) -> float:
     if b + c == 0:
         return 1.0
     return float(_st.binomtest(b, b + c, 0.5).pvalue)
-
-
-def seed_interval(values) -> dict:
-    """Mean over seeds with a Student-t interval (None for the interval with fewer than 2)."""
-    v = _finite(values)
-    if len(v) == 0:
-        return {"mean": None, "low": None, "high": None, "n": 0}
-    if len(v) < 2:
-        return {"mean": float(v[0]), "low": None, "high": None, "n": 1}
-    half = _st.t.ppf(1 - (1 - LEVEL) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
-    return {"mean": float(v.mean()), "low": float(v.mean() - half), "high": float(v.mean() + half), "n": len(v)}
 
 
 def seeded_paired_delta(before, after, n_resamples: int = 2000, seed: int = 0) -> dict:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from semsafe.stats import bootstrap, mcnemar_exact, paired_delta, seed_interval, wilson
+from semsafe.stats import bootstrap, mcnemar_exact, paired_delta, wilson
 
 
 def test_wilson_matches_newcombe_1998():
@@ -30,13 +30,6 @@ def test_paired_delta_calls_an_effect_only_when_the_interval_excludes_zero():
     assert not same["significant"] and same["low"] <= 0 <= same["high"]
     # missing values drop the pair, not the whole comparison
     assert paired_delta([1.0, None, 2.0], [2.0, 5.0, 3.0], binary=False)["n"] == 2
-
-
-def test_seed_interval_is_a_t_interval():
-    r = seed_interval([0.2, 0.4])
-    # mean 0.3, s = 0.1414, t(0.975, 1) = 12.706 -> half width 12.706 * 0.1414 / sqrt(2) = 1.2706
-    assert r["mean"] == pytest.approx(0.3) and r["high"] - r["mean"] == pytest.approx(1.2706, abs=1e-3)
-    assert seed_interval([0.5])["low"] is None
 
 
 def test_bootstrap_of_constant_values_is_a_point():
