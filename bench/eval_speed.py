@@ -6,7 +6,10 @@ working tree. Each side runs ``semsafe eval --model smollm2-135m-instruct`` with
 defaults on the same suites, in a fresh process with an empty evaluation cache (the converted
 model and the trained judges are shared, so neither side pays for them). Printed: wall time
 of the whole command, time per phase (generation, learned judges, toxicity, perplexity, EMD
-forward passes), the ratio, and whether both sides gave the same answers and scores.
+forward passes), the ratio, and whether both sides gave the same answers and scores. It also
+times every linear layer (through ``F.linear``) and counts its multiply-adds, and measures the
+machine's best float32 matrix-product rate, which together say how far the evaluation is from
+the time its matrix products need on this machine at best.
 
     .venv/bin/python bench/eval_speed.py [--before 6144186] [--suites harmful,overalign,fluency,emd]
 
@@ -53,6 +56,19 @@ def timed(owner, name, phase):
             phases[phase] += time.perf_counter() - start
     setattr(owner, name, wrapper)
 
+# every linear layer (attention and MLP projections, the output layer, LoRA's factors) goes
+# through F.linear: its time and multiply-adds say how much of the evaluation is matrix products
+import torch
+_linear = torch.nn.functional.linear
+def linear(x, w, b=None):
+    start = time.perf_counter()
+    try:
+        return _linear(x, w, b)
+    finally:
+        phases["linear layers (inside the phases above)"] += time.perf_counter() - start
+        phases["linear GFLOP"] += 2e-9 * (x.numel() // x.shape[-1]) * w.shape[0] * w.shape[1]
+torch.nn.functional.linear = linear
+
 import semsafe.generate, semsafe.inspection, semsafe.judges.fluency, semsafe.judges.learned, semsafe.judges.toxicity
 timed(semsafe.generate, "generate_answers", "generation")
 timed(semsafe.judges.learned.PairJudge, "probability", "refusal + harm judges")
@@ -98,6 +114,19 @@ def run_side(name: str, code: Path, cache: Path, suites: list[str], n: int) -> d
     phases = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("PHASES "))[7:])
     out = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.index("PHASES ")])["out"]
     return {"wall": wall, "phases": phases, "out": Path(out)}
+
+
+def peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The best float32 matrix-product rate of this machine: an n x n x n product, best of a few."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
 
 
 def compare_results(before: Path, after: Path, suites: list[str]) -> list[str]:
@@ -152,12 +181,22 @@ def main() -> None:
         sides["after"] = run_side("after", ROOT, fresh_cache(work / "cache-after"), suites, args.n)
         print(f"default evaluation of {MODEL}, suites {', '.join(suites)}, {args.n} prompts each, "
               f"{os.cpu_count()} CPU cores" + ("" if args.after_only else f"; before = {args.before}"))
-        names = sorted({k for s in sides.values() for k in s["phases"]} - {"total (in process)"})
+        names = sorted({k for s in sides.values() for k in s["phases"]}
+                       - {"total (in process)", "linear layers (inside the phases above)", "linear GFLOP"})
         print(f"  {'':36s}" + "".join(f"{k:>10s}" for k in sides) + ("     ratio" if len(sides) == 2 else ""))
-        for label in ["wall (whole command)", "total (in process)", *names]:
+        for label in ["wall (whole command)", "total (in process)", *names, "linear layers (inside the phases above)"]:
             values = [s["wall"] if label.startswith("wall") else s["phases"].get(label, 0.0) for s in sides.values()]
             ratio = f"{values[0] / values[1]:9.2f}x" if len(values) == 2 and values[1] > 0 else ""
             print(f"  {label:36s}" + "".join(f"{v:9.1f}s" for v in values) + ratio)
+        after = sides["after"]["phases"]
+        seconds, gflop = after.get("linear layers (inside the phases above)", 0.0), after.get("linear GFLOP", 0.0)
+        if seconds:
+            peak = peak_gflops()
+            print(f"after: {gflop / 1000:.2f} TFLOP of float32 matrix products in linear layers took {seconds:.1f} s "
+                  f"({gflop / seconds:.0f} GFLOP/s); at this machine's best rate ({peak:.0f} GFLOP/s, one large "
+                  f"product) they would take {gflop / peak:.1f} s")
+            if "before" in sides:
+                print(f"3x faster than before means a wall time of {sides['before']['wall'] / 3:.1f} s")
         if len(sides) == 2:
             print("same results?")
             print("\n".join(compare_results(sides["before"]["out"], sides["after"]["out"], suites)))

@@ -23,13 +23,14 @@ def main():
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu")
+    parser.add_argument("--batched-only", action="store_true", help="time the batched path alone")
     args = parser.parse_args()
     model, tok = load_model(device=args.device)
     print(f"device {args.device}")
     prompts = [r.prompt for r in load_set("advbench")[:args.n]]
     generate_answers(model, tok, prompts[:2], max_new_tokens=4, batch_size=2, progress=False)  # warm-up
     results = {}
-    for batch in (1, args.batch):
+    for batch in (args.batch,) if args.batched_only else (1, args.batch):
         t = time.perf_counter()
         answers = generate_answers(model, tok, prompts, max_new_tokens=args.max_new_tokens,
                                    batch_size=batch, progress=False)
@@ -37,6 +38,8 @@ def main():
         tokens = sum(len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers)
         results[batch] = (elapsed, tokens, answers)
         print(f"batch {batch:>3}: {elapsed:7.1f} s, {tokens} generated tokens, {tokens / elapsed:7.1f} tokens/s")
+    if args.batched_only:
+        return
     (t1, n1, a1), (tb, nb, ab) = results[1], results[args.batch]
     same = sum(x == y for x, y in zip(a1, ab))
     print(f"speed-up at batch {args.batch}: {(nb / tb) / (n1 / t1):.2f}x tokens/s "
