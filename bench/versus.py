@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from semsafe.experiment import (METHOD, VERSUS_METRICS, pool_experiments, versus_markdown,  # noqa: E402
-                                versus_table, with_derived_metrics)
+from semsafe.experiment import (METHOD, VERSUS_METRICS, per_prompt_values, pool_experiments,  # noqa: E402
+                                versus_markdown, versus_table)
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
 
 
 def seed_spread(table: pd.DataFrame, outcomes: pd.DataFrame) -> None:
-    wide = {key: g.set_index("id")["value"] for key, g in with_derived_metrics(outcomes).groupby(["run", "metric"])}
+    wide = per_prompt_values(outcomes)
     runs = table[table["objective"] != "base"]
     z = []
     for _, at_size in runs.groupby("size"):

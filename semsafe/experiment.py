@@ -243,6 +243,11 @@ def with_derived_metrics(outcomes: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([outcomes, *extra], ignore_index=True) if extra else outcomes
 
 
+def per_prompt_values(outcomes: pd.DataFrame) -> dict:
+    """``{(run, metric): values indexed by prompt id}`` from outcomes, derived metrics included."""
+    return {key: g.set_index("id")["value"] for key, g in with_derived_metrics(outcomes).groupby(["run", "metric"])}
+
+
 def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METHOD,
                  pooled: bool = False) -> pd.DataFrame:
     """``method`` against every other objective at each size. Runs are paired by training seed
@@ -256,7 +261,7 @@ def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METH
     if "error" in table:
         table = table[table["error"].isna()]
     runs = table[table["objective"] != "base"]
-    wide = {key: g.set_index("id")["value"] for key, g in with_derived_metrics(outcomes).groupby(["run", "metric"])}
+    wide = per_prompt_values(outcomes)
 
     def by_seed(rows: pd.DataFrame, seeds: list, metric: str) -> pd.DataFrame | None:
         """prompts x seeds, one column per seed (None if a seed's run has no values)."""
@@ -337,8 +342,8 @@ def pool_experiments(parts: list[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd
         names = ", ".join(sorted(set(twice["run"])))
         raise SemsafeError(f"the same objective, size and seed appear in more than one experiment ({names}); "
                            "pool experiments run with different seeds")
-    names = [set(t.loc[t["objective"] != "base", "run"]) for t in tables]
-    if sum(map(len, names)) != len(set().union(*names)):
+    run_sets = [set(t.loc[t["objective"] != "base", "run"]) for t in tables]
+    if sum(map(len, run_sets)) != len(set().union(*run_sets)):
         raise SemsafeError("a run appears in more than one experiment; pool different experiments")
     return table, pd.concat(outcomes, ignore_index=True)
 
