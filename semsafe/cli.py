@@ -247,7 +247,8 @@ def _experiment(args) -> int:
     from .experiment import PRESETS, data_efficiency
 
     design = replace(PRESETS[args.preset], **{k: v for k, v in given.items() if v is not None})
-    out = data_efficiency(design, config=args.config, overrides=args.overrides, resume=args.resume)
+    out = data_efficiency(design, config=args.config, overrides=args.overrides, resume=args.resume,
+                          workers=args.workers)
     print(out)
     return 0
 
@@ -375,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, help="tokens per evaluation answer")
     p.add_argument("--resume", metavar="FOLDER",
                    help="continue an interrupted experiment in FOLDER, with the design it recorded")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="runs trained and evaluated at once, each in its own process with an equal share of "
+                        "the threads (default: 2 on a CPU, 1 on a GPU); the results do not depend on it")
     p.add_argument("--config", default=None)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_experiment)

@@ -188,8 +188,13 @@ def load_subject(model_spec: str | None = None, run_id: str | None = None, cfg: 
         return Subject(run_id, model, tok, model.disable_adapter, run.path / "eval",
                        str(folder) if folder else None, c.data.split_seed, base_spec=c.model, is_base=False)
     model, tok = load_model(model_spec, device=generation_device())
-    out = cache_dir() / "eval" / f"{model_key(model_spec)}-{(cfg or EvalConfig()).key()}"
-    return Subject(f"base:{model_spec}", model, tok, contextlib.nullcontext, out, base_spec=model_spec)
+    return Subject(f"base:{model_spec}", model, tok, contextlib.nullcontext, base_eval_dir(model_spec, cfg),
+                   base_spec=model_spec)
+
+
+def base_eval_dir(model_spec: str, cfg: EvalConfig | None = None) -> Path:
+    """Where a base model's evaluation under these settings is kept (one folder per settings key)."""
+    return cache_dir() / "eval" / f"{model_key(model_spec)}-{(cfg or EvalConfig()).key()}"
 
 
 # --- the evaluation ----------------------------------------------------------------------------

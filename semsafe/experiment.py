@@ -114,11 +114,13 @@ def eval_config(design: Design, split_seed: int):
 
 
 def data_efficiency(design: Design, config=None, overrides=(), resume: str | None = None,
-                    progress=print) -> Path:
+                    progress=print, workers: int | None = None) -> Path:
+    """Run (or, with ``resume``, finish) the experiment; returns its folder. ``workers`` > 1
+    trains and evaluates that many runs at once, each in its own process with an equal share of
+    the CPU threads (default: 2 on a CPU with 2 or more threads, else 1; see ``default_workers``)."""
     from .compare import paired_deltas
-    from .evaluate import evaluate, evaluated_with, load_subject, read_summary
+    from .evaluate import base_eval_dir, read_summary
     from .prepare import default_out_dir, load_prepared, prepare
-    from .train import train_run
 
     started = time.time()
     if resume:
@@ -134,6 +136,9 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
     else:
         out = runs_dir() / "experiments" / time.strftime("data-efficiency-%Y%m%d-%H%M%S")
         out.mkdir(parents=True)
+    workers, threads = default_workers() if workers is None else (workers, _threads_for(workers))
+    if workers < 1:
+        raise SemsafeError(f"--workers must be 1 or more, not {workers}")
     base_values, pcfg, planned = plan(design, config, overrides)
     stamp = out.name
     folder = default_out_dir(pcfg)
@@ -144,7 +149,8 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
         raise SemsafeError("prepare kept no harmful answers; nothing to train against")
     meta = {"design": asdict(design), "config": config, "overrides": list(overrides), "prepared": str(folder),
             "split_seed": pcfg.seed, "harmful_kept": kept, "lambda": base_values["lambda"],
-            "lambda_mode": base_values["lambda_mode"], "lr": base_values["train"]["lr"], "runs": len(planned)}
+            "lambda_mode": base_values["lambda_mode"], "lr": base_values["train"]["lr"], "runs": len(planned),
+            "workers": workers, "threads_per_worker": threads}
 
     def save_meta():  # the time spent so far goes in every time, so a resume after any crash counts it
         meta["minutes"] = round((time.time() - started) / 60, 1)
@@ -152,42 +158,61 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
 
     save_meta()
     ecfg = eval_config(design, pcfg.seed)
-    progress(f"[{_clock(started)}] base model: evaluating")
-    base = load_subject(model_spec=base_values["model"], cfg=ecfg)
-    base_summary = evaluate(base, ecfg, progress=False)
     base_ref = f"base:{base_values['model']}"
-    folders = {base_ref: base.out_dir}
-    rows = [{"objective": "base", "size": 0, "seed": None, "run": base_ref, **_row(base_summary)}]
-    for i, (name, values, sizes) in enumerate(planned, 1):
+    folders = {base_ref: base_eval_dir(base_values["model"], ecfg)}
+    # the base model first: every run's row holds its paired change from the base
+    tasks = [("base", base_values["model"], None, ecfg)]
+    for name, values, _ in planned:
         values = apply_overrides(values, [f"data.prepared={folder}", f"sweep={stamp}"])
-        cfg = config_from_dict(values)
-        run_id = f"{stamp}-{name}"
-        progress(f"[{_clock(started)}] run {i}/{len(planned)}: {run_id}")
-        row = {"objective": cfg.objective, "seed": cfg.train.seed, "run": run_id}
-        try:
-            run = _finished_or_new(run_id, values)
-            if run.status.get("state") != "done":
-                train_run(cfg, run, resume=run.status.get("state") in ("failed", "cancelled", "running"))
-            if not evaluated_with(run.path / "eval", ecfg):  # missing, or scored by a judge since changed
-                evaluate(load_subject(run_id=run.id, cfg=ecfg), ecfg, progress=False)
-            folders[run.id] = run.path / "eval"
-            summary = read_summary(run.path / "eval")
-            calib = run.path / "calibration.json"
-            row.update(_row(summary), lambda_effective=json.loads(calib.read_text())["lambda"]
-                       if calib.exists() else cfg.lam)
-            deltas = paired_deltas([base_ref, run.id], {base_ref: base.out_dir, run.id: run.path / "eval"})
-            for suite, metric, short, _ in DELTA_METRICS:
-                d = deltas.get((suite, metric, run.id))
-                if d and d["delta"] is not None:
-                    row[f"d {short}"] = d["delta"]
-                    row[f"d {short} low"], row[f"d {short} high"] = d["low"], d["high"]
-                    row[f"d {short} effect"] = d["significant"]
-        except SemsafeError as err:
-            row["error"] = str(err)
-        rows += [{**row, "size": min(size, kept)} for size in sizes]
-        atomic_write_text(out / "results.csv", pd.DataFrame(rows).to_csv(index=False))  # current as we go
+        tasks.append(("run", f"{stamp}-{name}", values, ecfg))
+    rows: dict[int, list] = {}
+
+    def collect(index: int, error: str | None) -> None:
+        """One finished task's rows, and results.csv rewritten with every row so far."""
+        if index == 0:
+            if error:
+                raise SemsafeError(f"evaluating the base model failed: {error}")
+            rows[0] = [{"objective": "base", "size": 0, "seed": None, "run": base_ref,
+                        **_row(read_summary(folders[base_ref]))}]
+        else:
+            _, values, sizes = planned[index - 1]
+            run_id = tasks[index][1]
+            cfg = config_from_dict(tasks[index][2])
+            row = {"objective": cfg.objective, "seed": cfg.train.seed, "run": run_id}
+            if error:
+                row["error"] = error
+            else:
+                run = Run.open(run_id)
+                folders[run.id] = run.path / "eval"
+                calib = run.path / "calibration.json"
+                row.update(_row(read_summary(run.path / "eval")), lambda_effective=json.loads(calib.read_text())["lambda"]
+                           if calib.exists() else cfg.lam)
+                deltas = paired_deltas([base_ref, run.id], {base_ref: folders[base_ref], run.id: folders[run.id]})
+                for suite, metric, short, _ in DELTA_METRICS:
+                    d = deltas.get((suite, metric, run.id))
+                    if d and d["delta"] is not None:
+                        row[f"d {short}"] = d["delta"]
+                        row[f"d {short} low"], row[f"d {short} high"] = d["low"], d["high"]
+                        row[f"d {short} effect"] = d["significant"]
+            rows[index] = [{**row, "size": min(size, kept)} for size in sizes]
+        table = pd.DataFrame([r for i in sorted(rows) for r in rows[i]])
+        atomic_write_text(out / "results.csv", table.to_csv(index=False))  # current as we go
         save_meta()
-    table = pd.DataFrame(rows)
+
+    finished, waiting = 0, []
+    for index, error in _run_tasks(tasks, workers, threads, out):
+        finished += 1
+        label = "base model" if index == 0 else tasks[index][1]
+        progress(f"[{_clock(started)}] {finished}/{len(tasks)} {'failed' if error else 'done'}: {label}"
+                 + (f" ({error})" if error else ""))
+        if index and 0 not in rows:  # a run finished before the base model: its row waits for it
+            waiting.append((index, error))
+            continue
+        collect(index, error)
+        if index == 0:
+            for item in waiting:
+                collect(*item)
+    table = pd.DataFrame([r for i in sorted(rows) for r in rows[i]])
     atomic_write_text(out / "results.csv", table.to_csv(index=False))
     outcomes = prompt_outcomes(table, folders)
     atomic_write_text(out / "outcomes.csv", outcomes.to_csv(index=False))
@@ -201,6 +226,100 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
     write_report(table, curves, markdown, out / "report.html")
     progress(f"[{_clock(started)}] done")
     return out
+
+
+# --- running the work: one process, or several at once -------------------------------------------
+
+def default_workers() -> tuple[int, int]:
+    """``(workers, threads each)``. On a CPU, two runs at once with half the threads each: two
+    1-thread processes did 1.42x the training work and 1.69x the generation work of one 2-thread
+    process on 2 cores (bench/parallel_workers.py), with the same losses and answers. On a GPU,
+    one run at a time."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 1, torch.get_num_threads()
+    workers = 2 if torch.get_num_threads() >= 2 else 1
+    return workers, _threads_for(workers)
+
+
+def _threads_for(workers: int) -> int:
+    import torch
+
+    return max(1, torch.get_num_threads() // max(1, workers))
+
+
+def _run_tasks(tasks: list, workers: int, threads: int, out: Path):
+    """Yield ``(task index, error or None)`` as each task finishes: in this process, or in
+    ``workers`` spawned processes, each with ``threads`` threads and its output in
+    ``out/workers/``. Every task skips work already done, so an interrupted experiment resumes."""
+    if workers == 1 or len(tasks) == 1:
+        for index, task in enumerate(tasks):
+            yield index, _do_task(task)
+        return
+    import multiprocessing
+    import os
+    import signal
+
+    (out / "workers").mkdir(exist_ok=True)
+    # spawned processes read these as they start: each BLAS/OpenMP pool gets its share only
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM")}
+    os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false")
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a cancel stops the workers too
+    try:
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker,
+                                                       initargs=(threads, str(out / "workers"))) as pool:
+            os.environ.update({k: v for k, v in saved.items() if v is not None})
+            for k in (k for k, v in saved.items() if v is None):
+                os.environ.pop(k, None)
+            yield from pool.imap_unordered(_indexed_task, list(enumerate(tasks)), chunksize=1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def _start_worker(threads: int, log_folder: str) -> None:
+    import os
+    import sys
+
+    import torch
+
+    torch.set_num_threads(threads)
+    log = open(Path(log_folder) / f"worker-{os.getpid()}.log", "ab", buffering=0)
+    os.dup2(log.fileno(), 1)  # training's progress bars go to the worker's log, not the terminal
+    os.dup2(log.fileno(), 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
+def _indexed_task(item: tuple) -> tuple:
+    index, task = item
+    return index, _do_task(task)
+
+
+def _do_task(task: tuple) -> str | None:
+    """Evaluate the base model, or train and evaluate one run, unless already done with these
+    settings; the error message if it failed, else None."""
+    from .evaluate import base_eval_dir, evaluate, evaluated_with, load_subject
+    from .train import train_run
+
+    kind, key, values, ecfg = task
+    try:
+        if kind == "base":
+            if not evaluated_with(base_eval_dir(key, ecfg), ecfg):
+                evaluate(load_subject(model_spec=key, cfg=ecfg), ecfg, progress=False)
+            return None
+        run = _finished_or_new(key, values)
+        if run.status.get("state") != "done":
+            train_run(config_from_dict(values), run, resume=run.status.get("state") in ("failed", "cancelled", "running"))
+        if not evaluated_with(run.path / "eval", ecfg):  # missing, or scored by a judge since changed
+            evaluate(load_subject(run_id=run.id, cfg=ecfg), ecfg, progress=False)
+        return None
+    except SemsafeError as err:
+        return str(err)
 
 
 def _clock(started: float) -> str:

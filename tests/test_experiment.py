@@ -24,7 +24,8 @@ def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
     design = Design(objectives=["sft", "emd"], sizes=[2, 3], seeds=[0], steps=2, suites=["harmful", "overalign"],
                     suite_n={"harmful": 4, "overalign": 4}, max_new_tokens=8, batch_size=8)
     small_data = ["data.n_retain=8", "data.prepare_max_new_tokens=48"]
-    out = data_efficiency(design, overrides=small_data, progress=lambda _: None)
+    # two runs at once, each in its own process (the default on a CPU; named so it holds anywhere)
+    out = data_efficiency(design, overrides=small_data, progress=lambda _: None, workers=2)
 
     table = pd.read_csv(out / "results.csv")
     assert "error" not in table or table["error"].isna().all(), table.get("error")
@@ -38,6 +39,9 @@ def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
     # the extra held-out set is evaluated: HarmBench prompts sit beside AdvBench's held-out half
     run_eval = runs / table[table["objective"] == "emd"]["run"].iloc[0] / "eval" / "harmful.parquet"
     assert any(i.startswith("harmbench-") for i in pd.read_parquet(run_eval)["id"])
+
+    assert len(list((out / "workers").glob("worker-*.log"))) == 2  # each worker's own output
+    assert json.loads((out / "meta.json").read_text())["workers"] == 2
 
     versus = pd.read_csv(out / "versus.csv")
     assert set(versus["versus"]) == {"sft"} and sorted(versus["size"]) == [2, 3]
@@ -56,7 +60,7 @@ def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
     # resumed: the recorded design is used and no run trains or evaluates again
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/adapter/*")}
     evals = {p: p.stat().st_mtime_ns for p in runs.glob("*/eval/summary.json")}
-    again = data_efficiency(Design(steps=99), resume=str(out), progress=lambda _: None)
+    again = data_efficiency(Design(steps=99), resume=str(out), progress=lambda _: None, workers=1)
     meta = json.loads((out / "meta.json").read_text())
     assert again == out and meta["design"]["steps"] == 2 and meta["overrides"] == small_data
     assert stamps and {p: p.stat().st_mtime_ns for p in runs.glob("*/adapter/*")} == stamps
