@@ -155,20 +155,31 @@ results = sorted((runs_dir() / "experiments").glob("*/results.csv"))
 if not results:
     st.caption("None yet: `semsafe experiment data-efficiency` writes them.")
 else:
-    from semsafe.experiment import efficiency_figures
+    from semsafe.experiment import efficiency_figures, experiment_progress, experiment_versus
+
+    @st.cache_data(show_spinner="comparing TA-SFT with each baseline")
+    def cached_versus(folder: str, mtime: float):  # recomputed (older experiments) once per file version
+        return experiment_versus(Path(folder))
+
     chosen = st.selectbox("experiment", results, format_func=lambda p: p.parent.name, index=len(results) - 1)
+    have, planned, finished = experiment_progress(chosen.parent)
+    if not finished:
+        st.info(f"In progress or stopped: {have} of {planned} runs have results so far; the comparison with "
+                f"each baseline appears when all have. `semsafe experiment data-efficiency --resume "
+                f"{chosen.parent}` continues a stopped one.")
     frame = pd.read_csv(chosen)
     if "error" in frame:
         frame = frame[frame["error"].isna()]
     if (frame["objective"] == "base").any() and (frame["objective"] != "base").any():
         for fig in efficiency_figures(frame):
             st.plotly_chart(fig, width="stretch")
-    versus = chosen.parent / "versus.csv"
-    if versus.exists() and versus.stat().st_size > 1:
+    versus = cached_versus(str(chosen.parent), (chosen.parent / "versus.csv").stat().st_mtime
+                           if (chosen.parent / "versus.csv").exists() else 0)
+    if versus is not None:
         st.markdown("**TA-SFT against each baseline**, paired by training seed and by prompt (Δ = emd − other; "
                     "the interval resamples seeds, then prompts, so an effect, called only where it excludes 0, "
                     "holds across initial weights)")
-        st.dataframe(pd.read_csv(versus), hide_index=True)
+        st.dataframe(versus, hide_index=True)
     curves = chosen.parent / "curves.csv"
     if curves.exists() and curves.stat().st_size > 1:
         from semsafe.experiment import curve_figures

@@ -422,6 +422,31 @@ def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METH
     return pd.DataFrame(out)
 
 
+def experiment_versus(folder: Path) -> pd.DataFrame | None:
+    """An experiment's TA-SFT-against-baselines table as its versus.csv holds it, or recomputed
+    from its results.csv and outcomes.csv where versus.csv was written before fluency was
+    compared by the mean log-perplexity (it then lacks that column); None if there is none yet."""
+    folder = Path(folder)
+    path = folder / "versus.csv"
+    if not path.exists() or path.stat().st_size <= 1:
+        return None
+    versus = pd.read_csv(path)
+    headline = f"d {[m[2] for m in VERSUS_METRICS if m[0] == 'fluency'][0]}"
+    if headline not in versus and (folder / "outcomes.csv").exists():
+        versus = versus_table(pd.read_csv(folder / "results.csv"), pd.read_csv(folder / "outcomes.csv"), METHOD)
+    return versus
+
+
+def experiment_progress(folder: Path) -> tuple[int, int, bool]:
+    """``(runs with a row in results.csv, runs planned, finished)`` of an experiment folder
+    (finished: results.md, written last, is there)."""
+    folder = Path(folder)
+    meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").exists() else {}
+    table = pd.read_csv(folder / "results.csv") if (folder / "results.csv").exists() else pd.DataFrame()
+    have = table[table["objective"] != "base"]["run"].nunique() if "objective" in table else 0
+    return int(have), int(meta.get("runs", have)), (folder / "results.md").exists()
+
+
 def pool_experiments(parts: list[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One ``(results, outcomes)`` from experiments of one design run with other seeds (seeds
     0,1 first, seed 2 later, say), so ``versus_table`` pairs and resamples every seed without

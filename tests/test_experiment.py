@@ -189,3 +189,51 @@ def test_fluency_headline_is_the_mean_log_perplexity_and_older_outcomes_get_it(t
     by_old, by_new = versus_table(table, old), versus_table(table, new)
     pd.testing.assert_frame_equal(by_old, by_new)
     assert by_new.loc[0, "log ppl (base, generated): emd better"]
+
+
+def test_compare_page_recomputes_older_versus_tables_and_shows_an_unfinished_experiment(runs):
+    """An experiment whose versus.csv predates the log-perplexity headline is compared by it on
+    the Compare page (recomputed from its outcomes); an unfinished one says how far it got."""
+    import numpy as np
+    from streamlit.testing.v1 import AppTest
+
+    from semsafe.experiment import experiment_progress, experiment_versus, versus_table
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame([{"objective": "base", "size": 0, "seed": None, "run": "base"},
+                          *[{"objective": o, "size": 10, "seed": float(s), "run": f"{o}-s{s}"}
+                            for o in ("emd", "ga") for s in (0, 1)]])
+    table = table.assign(harmful=[0.5, 0.2, 0.3, 0.3, 0.4], **{"harmful low": 0.1, "harmful high": 0.6,
+                                                                "over-refusal": 0.1})
+    outcomes = pd.concat([pd.DataFrame({"run": run, "suite": "fluency", "metric": "ppl_generated_under_base",
+                                        "id": [f"f{i}" for i in range(40)],
+                                        "value": np.exp(rng.normal(1.5 if run.startswith("emd") else 2.5, 0.3, 40))})
+                          for run in table["run"]], ignore_index=True)
+    old = runs / "experiments" / "data-efficiency-20260101-000000"
+    old.mkdir(parents=True)
+    table.to_csv(old / "results.csv", index=False)
+    outcomes.to_csv(old / "outcomes.csv", index=False)
+    headline = "d log ppl (base, generated)"
+    stale = versus_table(table, outcomes).drop(columns=[c for c in versus_table(table, outcomes) if "log ppl" in c])
+    stale.to_csv(old / "versus.csv", index=False)
+    (old / "meta.json").write_text(json.dumps({"runs": 4}))
+    (old / "results.md").write_text("finished\n")
+    versus = experiment_versus(old)
+    assert headline in versus and versus.loc[0, "log ppl (base, generated): emd better"]
+    pd.testing.assert_frame_equal(versus, versus_table(table, outcomes))
+
+    partial = runs / "experiments" / "data-efficiency-20260102-000000"  # the newest: the page's default
+    partial.mkdir()
+    table.iloc[:2].to_csv(partial / "results.csv", index=False)
+    (partial / "meta.json").write_text(json.dumps({"runs": 4}))
+    assert experiment_progress(partial) == (1, 4, False) and experiment_versus(partial) is None
+    assert experiment_progress(old) == (4, 4, True)
+
+    at = AppTest.from_file(str(ROOT / "pages/4_Compare.py"), default_timeout=300).run()
+    assert not at.exception, at.exception
+    assert any("1 of 4 runs have results" in m.value for m in at.info)
+    picker = next(s for s in at.selectbox if s.label == "experiment")
+    picker.select(old / "results.csv").run()
+    assert not at.exception, at.exception
+    assert not any("runs have results" in m.value for m in at.info)
+    assert any(headline in df.value.columns for df in at.dataframe)

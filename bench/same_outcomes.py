@@ -1,0 +1,48 @@
+"""Do two experiments of one design give the same per-prompt values? Run by run (matched by
+objective, size and seed, whatever the experiments' time stamps), the share of prompts whose
+value is identical, and the largest difference, per metric. Used to check that training and
+evaluating two runs at once, one thread each (``--workers 2``), gives what one run at a time
+with two threads gave.
+
+    .venv/bin/python bench/same_outcomes.py RESULTS_A OUTCOMES_A RESULTS_B OUTCOMES_B
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from semsafe.experiment import run_label, with_derived_metrics  # noqa: E402
+
+
+def keyed(results: str, outcomes: str) -> pd.DataFrame:
+    """outcomes with each run named by its objective, size and seed (base: "base")."""
+    table = pd.read_csv(results).drop_duplicates("run")
+    names = {r["run"]: "base" if r["objective"] == "base" else run_label(r["run"]) for _, r in table.iterrows()}
+    values = with_derived_metrics(pd.read_csv(outcomes))
+    return values.assign(run=values["run"].map(names)).dropna(subset=["run"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results_a"), ap.add_argument("outcomes_a")
+    ap.add_argument("results_b"), ap.add_argument("outcomes_b")
+    args = ap.parse_args()
+    a, b = keyed(args.results_a, args.outcomes_a), keyed(args.results_b, args.outcomes_b)
+    both = a.merge(b, on=["run", "suite", "metric", "id"], suffixes=(" a", " b"))
+    only = len(a) + len(b) - 2 * len(both)
+    both["same"] = (both["value a"] == both["value b"]) | (both["value a"].isna() & both["value b"].isna())
+    both["diff"] = (both["value a"] - both["value b"]).abs()
+    per_run = both.groupby(["run", "metric"]).agg(prompts=("same", "size"), identical=("same", "mean"),
+                                                 largest_diff=("diff", "max")).reset_index()
+    pd.set_option("display.width", 200)
+    print(per_run.to_string(index=False))
+    runs = per_run.groupby("run")["identical"].min()
+    print(f"\n{len(both)} per-prompt values in both ({only} in one only); identical: {both['same'].mean():.4f}; "
+          f"runs with every value identical: {(runs == 1).sum()} of {len(runs)}")
+
+
+if __name__ == "__main__":
+    main()
