@@ -7,6 +7,10 @@ This times each workload twice in a row in one process with 2 threads, and then 
 
     .venv/bin/python bench/parallel_workers.py      # ~6 min on 2 cores
 
+These short workloads overstate the gain on a whole experiment (model loading overlaps well,
+long runs of training steps do not): bench/experiment_workers.py times the experiment itself
+both ways.
+
 Workloads: 3 `emd` training steps on the fixed batch of bench/train_step.py (model loading
 included, as each experiment run loads its model) and greedy generation of 48 answers of 32
 tokens at batch 48 (bench/generate.py --batched-only), the experiment's two phases.

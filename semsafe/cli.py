@@ -364,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="the paper's claims in miniature")
     p.add_argument("name", choices=["data-efficiency"])
     p.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
-                   help="the design: cpu (2 seeds; 86-144 min measured on 2 cores, varying with the cores, see docs/results.md) or gpu (3 seeds, capability, "
+                   help="the design: cpu (2 seeds; 86-144 min measured on 2 cores one run at a time, varying with the cores; "
+                        "two at a time, the default, measured 1.25x faster: see docs/results.md) or gpu (3 seeds, capability, "
                         "longer answers); the options below override single parts of it")
     p.add_argument("--objectives", help="comma-separated (cpu: sft,ga,npo,emd,emd_lb,refusal_sft)")
     p.add_argument("--sizes", help="harmful-set sizes, comma-separated (cpu: 10,30,100)")
@@ -378,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted experiment in FOLDER, with the design it recorded")
     p.add_argument("--workers", type=int, metavar="N",
                    help="runs trained and evaluated at once, each in its own process with an equal share of "
-                        "the threads (default: 2 on a CPU, 1 on a GPU); the results do not depend on it")
+                        "the threads (default: 2 on a CPU, 1 on a GPU); 1 and 2 gave identical results here "
+                        "(bench/experiment_workers.py)")
     p.add_argument("--config", default=None)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_experiment)

@@ -25,7 +25,10 @@ def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
                     suite_n={"harmful": 4, "overalign": 4}, max_new_tokens=8, batch_size=8)
     small_data = ["data.n_retain=8", "data.prepare_max_new_tokens=48"]
     # two runs at once, each in its own process (the default on a CPU; named so it holds anywhere)
-    out = data_efficiency(design, overrides=small_data, progress=lambda _: None, workers=2)
+    said = []
+    out = data_efficiency(design, overrides=small_data, progress=said.append, workers=2)
+    assert any("min left" in line for line in said) and said[-1].endswith("done")  # the pace so far
+    assert sum("/4 done:" in line for line in said) == 4  # the base model and three runs
 
     table = pd.read_csv(out / "results.csv")
     assert "error" not in table or table["error"].isna().all(), table.get("error")
