@@ -94,14 +94,19 @@ job_panel()
 choices = ([base_ref] if have_base else []) + evaluated
 picked = st.multiselect("Base and runs (the first is the reference for deltas)", choices,
                         default=choices[:3])
-if not picked:
-    st.info("Nothing evaluated yet: evaluate the base model or a run above.")
-else:
+
+
+def comparison(picked: list[str]) -> None:
+    """The picked subjects' metrics, trade-offs and answers; a part that cannot be shown says why
+    and the rest of the page (the experiments) still shows."""
+    if not picked:
+        st.info("Nothing evaluated yet: evaluate the base model or a run above.")
+        return
     try:
         table = compare_table(picked)
     except SemsafeError as err:
         st.error(str(err))
-        st.stop()
+        return
     st.caption("Each value: mean [95% interval: Wilson for rates, bootstrap for means]. Δ: paired "
                "change from the first subject on the same prompts [paired bootstrap 95% interval]; "
                "'effect' only where that interval excludes 0 (for rates also McNemar's exact p < 0.05).")
@@ -122,7 +127,7 @@ else:
         answers = responses_side_by_side(picked, suite)
     except SemsafeError as err:
         st.warning(str(err))
-        st.stop()
+        return
     f1, f2, f3 = st.columns(3)
     only_changed = f1.checkbox("only answers that changed")
     only_refusals = f2.checkbox("only where someone refused")
@@ -149,6 +154,9 @@ else:
             col.html(f"<div style='font-size:0.85em;white-space:pre-wrap'><b>{html.escape(ref)}</b> · "
                      f"{html.escape(row_verdict(row, ref))}<br>{body}</div>")
         st.divider()
+
+
+comparison(picked)
 
 st.subheader("Data-efficiency experiments")
 results = sorted((runs_dir() / "experiments").glob("*/results.csv"))
