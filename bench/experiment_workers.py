@@ -25,7 +25,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from same_outcomes import keyed  # noqa: E402
+from same_outcomes import keyed, matched  # noqa: E402
 
 from semsafe.experiment import run_label  # noqa: E402
 
@@ -71,10 +71,8 @@ def main() -> None:
         print(f"ratio (1 worker / 2 workers): {one / two:.2f}x")
         a = keyed(str(out_one / "results.csv"), str(out_one / "outcomes.csv"))
         b = keyed(str(out_two / "results.csv"), str(out_two / "outcomes.csv"))
-        both = a.merge(b, on=["run", "suite", "metric", "id"], suffixes=(" a", " b"))
-        same = ((both["value a"] == both["value b"]) | (both["value a"].isna() & both["value b"].isna()))
-        print(f"per-prompt values identical: {int(same.sum())} of {len(both)} "
-              f"({len(a) + len(b) - 2 * len(both)} in one side only)")
+        both, only = matched(a, b)
+        print(f"per-prompt values identical: {int(both['same'].sum())} of {len(both)} ({only} in one side only)")
         losses = [pd.read_csv(o / "curves.csv") for o in (out_one, out_two)]
         for c in losses:
             c["run"] = c["run"].map(run_label)

@@ -25,16 +25,22 @@ def keyed(results: str, outcomes: str) -> pd.DataFrame:
     return values.assign(run=values["run"].map(names)).dropna(subset=["run"])
 
 
+def matched(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The values both hold, side by side with ``same`` (equal, or both missing) and ``diff``;
+    and how many are in one only."""
+    both = a.merge(b, on=["run", "suite", "metric", "id"], suffixes=(" a", " b"))
+    both["same"] = (both["value a"] == both["value b"]) | (both["value a"].isna() & both["value b"].isna())
+    both["diff"] = (both["value a"] - both["value b"]).abs()
+    return both, len(a) + len(b) - 2 * len(both)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results_a"), ap.add_argument("outcomes_a")
     ap.add_argument("results_b"), ap.add_argument("outcomes_b")
     args = ap.parse_args()
     a, b = keyed(args.results_a, args.outcomes_a), keyed(args.results_b, args.outcomes_b)
-    both = a.merge(b, on=["run", "suite", "metric", "id"], suffixes=(" a", " b"))
-    only = len(a) + len(b) - 2 * len(both)
-    both["same"] = (both["value a"] == both["value b"]) | (both["value a"].isna() & both["value b"].isna())
-    both["diff"] = (both["value a"] - both["value b"]).abs()
+    both, only = matched(a, b)
     per_run = both.groupby(["run", "metric"]).agg(prompts=("same", "size"), identical=("same", "mean"),
                                                  largest_diff=("diff", "max")).reset_index()
     pd.set_option("display.width", 200)

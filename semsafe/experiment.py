@@ -168,7 +168,10 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
     for name, values, _ in planned:
         values = apply_overrides(values, [f"data.prepared={folder}", f"sweep={stamp}"])
         tasks.append(("run", f"{stamp}-{name}", values, ecfg))
-    rows: dict[int, list] = {}
+    rows: dict[int, list] = {}  # task index -> its rows (a run: one per size it stands for)
+
+    def table_so_far() -> pd.DataFrame:
+        return pd.DataFrame([r for i in sorted(rows) for r in rows[i]])
 
     def collect(index: int, error: str | None) -> None:
         """One finished task's rows, and results.csv rewritten with every row so far."""
@@ -178,7 +181,7 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
             rows[0] = [{"objective": "base", "size": 0, "seed": None, "run": base_ref,
                         **_row(read_summary(folders[base_ref]))}]
         else:
-            _, values, sizes = planned[index - 1]
+            sizes = planned[index - 1][2]
             run_id = tasks[index][1]
             cfg = config_from_dict(tasks[index][2])
             row = {"objective": cfg.objective, "seed": cfg.train.seed, "run": run_id}
@@ -198,8 +201,7 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
                         row[f"d {short} low"], row[f"d {short} high"] = d["low"], d["high"]
                         row[f"d {short} effect"] = d["significant"]
             rows[index] = [{**row, "size": min(size, kept)} for size in sizes]
-        table = pd.DataFrame([r for i in sorted(rows) for r in rows[i]])
-        atomic_write_text(out / "results.csv", table.to_csv(index=False))  # current as we go
+        atomic_write_text(out / "results.csv", table_so_far().to_csv(index=False))  # current as we go
         save_meta()
 
     finished, worked, waiting, session = 0, 0, [], time.time()
@@ -221,8 +223,7 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
                     collect(*item)
     finally:
         save_meta()  # a cancel or a crash keeps the time spent, for the clock of a resume
-    table = pd.DataFrame([r for i in sorted(rows) for r in rows[i]])
-    atomic_write_text(out / "results.csv", table.to_csv(index=False))
+    table = table_so_far()  # results.csv already holds it: the last collect wrote it
     outcomes = prompt_outcomes(table, folders)
     atomic_write_text(out / "outcomes.csv", outcomes.to_csv(index=False))
     versus = versus_table(table, outcomes, METHOD)
@@ -240,10 +241,9 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
 # --- running the work: one process, or several at once -------------------------------------------
 
 def default_workers() -> tuple[int, int]:
-    """``(workers, threads each)``. On a CPU, two runs at once with half the threads each: two
-    1-thread processes did 1.42x the training work and 1.69x the generation work of one 2-thread
-    process on 2 cores (bench/parallel_workers.py), with the same losses and answers. On a GPU,
-    one run at a time."""
+    """``(workers, threads each)``. On a CPU, two runs at once with half the threads each: on 2
+    cores a small experiment finished 1.25x sooner with every per-prompt value and logged term
+    the same (bench/experiment_workers.py). On a GPU, one run at a time."""
     import torch
 
     if torch.cuda.is_available():
@@ -259,7 +259,7 @@ def _threads_for(workers: int) -> int:
 
 
 def _run_tasks(tasks: list, workers: int, threads: int, out: Path):
-    """Yield ``(task index, error or None)`` as each task finishes: in this process, or in
+    """Yield ``(task index, error or None, whether there was work to do)`` as each task finishes: in this process, or in
     ``workers`` spawned processes, each with ``threads`` threads and its output in
     ``out/workers/``. Every task skips work already done, so an interrupted experiment resumes."""
     if workers == 1 or len(tasks) == 1:
