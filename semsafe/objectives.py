@@ -17,6 +17,7 @@ from .cost import SemanticCost
 from .emd import emd_lower_bound, emd_to_token
 from .errors import SemsafeError
 from .fused import emd_to_token_from_logits, lower_bound_to_token_from_logits
+from .prefix import logits_at
 
 
 @dataclass
@@ -39,12 +40,17 @@ def upcast(x: torch.Tensor) -> torch.Tensor:
 
 
 def causal_lm_terms(model, part):
-    """(logits at positions that predict a label (N, |V|), those labels (N,), row of each (N,))."""
-    logits = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).logits
+    """(logits at positions that predict a label (N, |V|), those labels (N,), row of each (N,)).
+
+    Only those positions go through the output layer, and the chat template's tokens that every
+    row shares run once (``prefix.logits_at``): prompt and padding positions are about half of a
+    training batch."""
     labels = part["labels"][:, 1:]
     mask = labels != -100
     rows = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)[mask]
-    return logits[:, :-1][mask], labels[mask], rows
+    keep = F.pad(mask, (0, 1))  # position t predicts label t + 1
+    logits = logits_at(model, part["input_ids"], part["attention_mask"], keep)
+    return logits, labels[mask], rows
 
 
 def token_weights(labels_part, rows, scheme: str) -> torch.Tensor:

@@ -68,20 +68,13 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     tol = sum_tolerance(torch.float64, cost.vocab_size, magnitude=4.0)
     assert abs(float(ddp["loss"]) - float(single_loss)) <= tol
     # each gradient sums over every labelled token and the vocabulary (softmax, cost), then DDP
-    # averages two halves: the float64 bound for that many terms of the gradient's size
+    # averages two halves: the float64 bound for that many terms of the gradient's size; and the
+    # chat template's tokens every row shares run once per batch (prefix.logits_at), so their
+    # gradient is summed over the rows before the model's RMSNorm, which computes in float32,
+    # rounds it: the float32 bound for a sum over the batch's tokens
     n_terms = cost.vocab_size * sum(int((collate(items)[p]["labels"] != -100).sum()) for p in ("retain", "harmful"))
+    tokens = sum(int(collate(items)[p]["attention_mask"].sum()) for p in ("retain", "harmful"))
     for g_ddp, g_one in zip(ddp["grads"], single_grads):
-        gtol = sum_tolerance(torch.float64, n_terms, magnitude=2 * float(g_one.abs().max()))
+        size = 2 * float(g_one.abs().max())
+        gtol = max(sum_tolerance(torch.float64, n_terms, size), sum_tolerance(torch.float32, tokens, size))
         assert torch.allclose(g_ddp, g_one, rtol=0, atol=gtol)
-
-
-def test_shipped_accelerate_configs_parse():
-    from pathlib import Path
-
-    from accelerate.commands.config.config_args import load_config_from_file
-
-    root = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
-    ddp = load_config_from_file(str(root / "ddp.yaml"))
-    fsdp = load_config_from_file(str(root / "fsdp.yaml"))
-    assert ddp.distributed_type.value == "MULTI_GPU" and fsdp.distributed_type.value == "FSDP"
-    assert fsdp.fsdp_config["fsdp_use_orig_params"] is True

@@ -158,3 +158,49 @@ def test_config_knows_every_objective():
     from semsafe.config import OBJECTIVE_NAMES
 
     assert tuple(OBJECTIVES) == OBJECTIVE_NAMES
+
+
+def every_position_terms(model, part):
+    """The plain forward: every row in full, logits at every position, then the labelled ones."""
+    logits = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).logits
+    labels = part["labels"][:, 1:]
+    mask = labels != -100
+    rows = torch.arange(labels.shape[0])[:, None].expand_as(labels)[mask]
+    return logits[:, :-1][mask], labels[mask], rows
+
+
+def test_answer_position_forward_gives_the_plain_forwards_loss_and_gradients(batch, monkeypatch):
+    """`causal_lm_terms` keeps only answer positions and runs the shared chat-template prefix
+    once (gradients through its repeated KV cache); every objective's loss and gradients must
+    be those of the plain forward. float64, LoRA dropout off (with it the prefix draws one mask
+    for all rows); the model's RMSNorm computes in float32, so the gradients agree to float32
+    rounding of sums over the batch's tokens."""
+    from peft import LoraConfig, get_peft_model
+
+    from semsafe import objectives
+    from semsafe.models import tiny_random_model
+    from semsafe.prefix import shared_prefix_length
+    from tolerance import sum_tolerance
+
+    assert shared_prefix_length([r.tolist() for r in batch["retain"]["input_ids"]]) >= 4  # the path is taken
+    model, _ = tiny_random_model(seed=3)
+    cost = SemanticCost.from_model(model.double())
+    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0,
+                                             target_modules=["q_proj", "v_proj", "up_proj"])).double().train()
+    torch.manual_seed(0)
+    for n, p in model.named_parameters():
+        if "lora_B" in n:  # nonzero adapters, so the reference (adapters off) differs from the model
+            torch.nn.init.normal_(p, std=0.1)
+    params = [p for p in model.parameters() if p.requires_grad]
+    tokens = sum(int(part["attention_mask"].sum()) for part in batch.values())
+    for name in OBJECTIVES:
+        ctx = context(model, cost, lam=0.7)
+        loss, _ = get_objective(name)(model, batch, ctx)
+        grads = torch.autograd.grad(loss, params)
+        with monkeypatch.context() as m:
+            m.setattr(objectives, "causal_lm_terms", every_position_terms)
+            plain_loss, _ = get_objective(name)(model, batch, ctx)
+            plain_grads = torch.autograd.grad(plain_loss, params)
+        assert abs(loss.item() - plain_loss.item()) <= sum_tolerance(torch.float32, tokens, abs(plain_loss.item())), name
+        for g, ref in zip(grads, plain_grads):
+            assert (g - ref).abs().max() <= sum_tolerance(torch.float32, tokens, float(ref.abs().max())), name
