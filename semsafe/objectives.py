@@ -53,6 +53,16 @@ def causal_lm_terms(model, part):
     return logits, labels[mask], rows
 
 
+def plain_causal_lm_terms(model, part):
+    """``causal_lm_terms`` the plain way, the reference the tests and bench/answer_logits.py
+    compare it with: every row in full, logits at every position, then the labelled ones."""
+    logits = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).logits
+    labels = part["labels"][:, 1:]
+    mask = labels != -100
+    rows = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)[mask]
+    return logits[:, :-1][mask], labels[mask], rows
+
+
 def token_weights(labels_part, rows, scheme: str) -> torch.Tensor:
     """Weight of each answer token in the harmful term (normalised to sum to 1)."""
     n = rows.shape[0]

@@ -160,15 +160,6 @@ def test_config_knows_every_objective():
     assert tuple(OBJECTIVES) == OBJECTIVE_NAMES
 
 
-def every_position_terms(model, part):
-    """The plain forward: every row in full, logits at every position, then the labelled ones."""
-    logits = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).logits
-    labels = part["labels"][:, 1:]
-    mask = labels != -100
-    rows = torch.arange(labels.shape[0])[:, None].expand_as(labels)[mask]
-    return logits[:, :-1][mask], labels[mask], rows
-
-
 def test_answer_position_forward_gives_the_plain_forwards_loss_and_gradients(batch, monkeypatch):
     """`causal_lm_terms` keeps only answer positions and runs the shared chat-template prefix
     once (gradients through its repeated KV cache); every objective's loss and gradients must
@@ -198,7 +189,7 @@ def test_answer_position_forward_gives_the_plain_forwards_loss_and_gradients(bat
         loss, _ = get_objective(name)(model, batch, ctx)
         grads = torch.autograd.grad(loss, params)
         with monkeypatch.context() as m:
-            m.setattr(objectives, "causal_lm_terms", every_position_terms)
+            m.setattr(objectives, "causal_lm_terms", objectives.plain_causal_lm_terms)
             plain_loss, _ = get_objective(name)(model, batch, ctx)
             plain_grads = torch.autograd.grad(plain_loss, params)
         assert abs(loss.item() - plain_loss.item()) <= sum_tolerance(torch.float32, tokens, abs(plain_loss.item())), name
