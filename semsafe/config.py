@@ -42,7 +42,7 @@ class TrainSettings:
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
     precision: str = "auto"  # auto: bf16 on GPUs that support it, fp32 otherwise; or fp32/bf16
-    grad_norm_every: int = 10  # log each term's gradient norm every N steps (costs 2 extra backwards)
+    grad_norm_every: int = 10  # log each term's gradient norm every N steps (one backward per term; the update reuses them)
     report_to: str | list = "none"  # passed to the Trainer: none, tensorboard, wandb, mlflow, ...
 
 

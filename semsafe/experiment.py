@@ -69,7 +69,7 @@ class Design:
     # (at lr 2e-3 emd needed ~30-36 steps, emd_lb more; at 5e-3 the terms were noisier);
     # examples cut at 96 tokens aim the CPU preset at 90 minutes (86-144 measured one run at a time, the cores varying: docs/results.md);
     # each term's gradient norm is measured while λ is calibrated and at the last step (index 20),
-    # not also at step 10: a logged figure only, and each such step costs two extra backward passes
+    # not also at step 10: a logged figure only, and such a step runs one backward pass per term
     overrides: list = field(default_factory=lambda: ["train.lr=4e-3", "data.max_length=96",
                                                      "train.grad_norm_every=20"])
 

@@ -79,6 +79,29 @@ def load_training_data(cfg: TrainConfig, tok, model_and_tokenizer=None):
 
 # --- the trainer ---------------------------------------------------------------------------
 
+def _combine(g_ce, g_h, lam: float):
+    """∇CE + λ∇H for one parameter (None where neither term reaches it)."""
+    if g_h is None:
+        return g_ce
+    return lam * g_h if g_ce is None else g_ce + lam * g_h
+
+
+class KnownGradient(torch.autograd.Function):
+    """A loss whose value is given and whose gradient with respect to ``params`` is known
+    already: its backward hands each parameter its gradient (times the upstream factor: the
+    Trainer's accumulation and loss scaling) without going through the model again. The
+    parameters' gradient hooks still fire, so DDP averages the gradients as after any backward."""
+
+    @staticmethod
+    def forward(ctx, value, grads, *params):
+        ctx.grads = grads
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return (None, None, *[None if g is None else upstream * g for g in ctx.grads])
+
+
 class TASFTTrainer(Trainer):
     """Trainer whose loss is an objective over ``{"retain", "harmful", ...}`` batches.
 
@@ -107,13 +130,17 @@ class TASFTTrainer(Trainer):
         ctx = self.objective_context
         ce, h, terms = self.objective.terms(model, inputs, ctx)
         step = self.state.global_step
+        known = None  # this step's gradient, where measuring the norms already computed it
         if h is not None and (not self.calibrated or step % self.grad_norm_every == 0):
-            g_ce, g_h = self._grad_norms(model, ce, h)
+            (g_ce, g_h), params, grads = self._grad_norms(model, ce, h)
             if not self.calibrated:
                 self._calibrate(g_ce, g_h)
             terms.update(grad_norm_retain=g_ce, grad_norm_harmful=ctx.lam * g_h,
                          grad_ratio=ctx.lam * g_h / max(g_ce, 1e-12))
+            known = (params, [_combine(a, b, ctx.lam) for a, b in zip(*grads)])
         loss = ce if h is None else ce + ctx.lam * h
+        if known is not None:  # ∇CE + λ∇H from the two per-term passes: no third backward
+            loss = KnownGradient.apply(loss.detach(), known[1], *known[0])
         if not torch.isfinite(loss):
             raise SemsafeError(f"the loss became {loss.item()} at step {step + 1}; "
                                "lower the learning rate or lambda")
@@ -127,19 +154,21 @@ class TASFTTrainer(Trainer):
         return (loss, None) if return_outputs else loss
 
     @staticmethod
-    def _grad_norms(model, ce, h) -> tuple[float, float]:
-        """||∇CE|| and ||∇H|| over the trainable parameters (summed over processes under DDP)."""
+    def _grad_norms(model, ce, h):
+        """``((||∇CE||, ||∇H||), trainable parameters, (∇CE, ∇H))``: the norms over the trainable
+        parameters (summed over processes under DDP) and this process's gradients themselves."""
         params = [p for p in model.parameters() if p.requires_grad]
-        norms = []
-        for term in (ce, h):
-            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
-            norms.append(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
+        norms, grads = [], []
+        for term, keep in ((ce, True), (h, False)):  # the graph is not needed after the second
+            g = torch.autograd.grad(term, params, retain_graph=keep, allow_unused=True)
+            grads.append(g)
+            norms.append(sum(float((x.double() ** 2).sum()) for x in g if x is not None))
         squares = torch.tensor(norms, dtype=torch.float64)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             squares = squares.to(next(model.parameters()).device)
             torch.distributed.all_reduce(squares)  # every rank then calibrates the same λ
             squares = squares.cpu() / torch.distributed.get_world_size()
-        return float(squares[0].sqrt()), float(squares[1].sqrt())
+        return (float(squares[0].sqrt()), float(squares[1].sqrt())), params, grads
 
     def _calibrate(self, g_ce: float, g_h: float) -> None:
         self._norms.append((g_ce, g_h))

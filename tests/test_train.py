@@ -344,3 +344,45 @@ def test_dashboard_launch_runs_the_command_it_shows_and_queues_on_the_device(fil
     status = wait_for(second, timeout=600)  # the device is free: it trains
     assert status["state"] == "done", (status, (second.path / "log.txt").read_text()[-2000:])
     assert second.status["command"].endswith(f"--run-id {second.id}")
+
+
+def test_a_step_that_measures_gradient_norms_updates_with_the_plain_gradient():
+    """On steps that measure each term's gradient norm (calibration, every grad_norm_every),
+    the update reuses ∇CE + λ∇H from those two passes (train.KnownGradient) instead of a third
+    backward: each parameter's gradient, and the loss, must be the plain backward's. float64
+    model; the tiny model's RMSNorm computes in float32, and λ enters before it in the plain
+    backward and after it here, so they agree to float32 rounding of a sum over the tokens."""
+    from peft import LoraConfig, get_peft_model
+
+    from semsafe.batches import PairedDataset, make_collator
+    from semsafe.cost import SemanticCost
+    from semsafe.models import tiny_random_model
+    from semsafe.objectives import ObjectiveContext, get_objective
+    from semsafe.train import KnownGradient, TASFTTrainer, _combine
+    from tolerance import sum_tolerance
+
+    torch.manual_seed(0)
+    model, tok = tiny_random_model(seed=5)
+    cost = SemanticCost.from_model(model.double())
+    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0,
+                                             init_lora_weights=False)).double().train()
+    harmful = [Record(f"h{i}", f"Harmful request number {i}?", f"Sure, here is bad thing {i}.") for i in range(2)]
+    retain = [Record(f"r{i}", f"What is {i} plus {i}?", f"{i} plus {i} is {2 * i}.") for i in range(2)]
+    data = PairedDataset(tok, retain, harmful, 1, 64, with_refusals=True)
+    batch = make_collator(tok.pad_token_id)([data[0], data[1]])
+    tokens = sum(int(part["attention_mask"].sum()) for part in batch.values())
+    params = [p for p in model.parameters() if p.requires_grad]
+    for name in ("emd", "ga", "npo", "refusal_sft"):
+        ctx = ObjectiveContext(cost=cost, lam=0.37, reference=model.disable_adapter)
+        ce, h, _ = get_objective(name).terms(model, batch, ctx)
+        plain = torch.autograd.grad(ce + ctx.lam * h, params)
+        ce, h, _ = get_objective(name).terms(model, batch, ctx)
+        _, measured, (g_ce, g_h) = TASFTTrainer._grad_norms(model, ce, h)
+        assert measured == params
+        loss = KnownGradient.apply((ce + ctx.lam * h).detach(), [_combine(a, b, ctx.lam) for a, b in zip(g_ce, g_h)],
+                                   *params)
+        assert loss.item() == pytest.approx((ce + ctx.lam * h).item(), abs=0)
+        (2.0 * loss).backward()  # an upstream factor (accumulation, loss scaling) reaches every gradient
+        for p, ref in zip(params, plain):
+            assert (p.grad - 2.0 * ref).abs().max() <= sum_tolerance(torch.float32, tokens, 2.0 * float(ref.abs().max())), name
+            p.grad = None
