@@ -90,7 +90,10 @@ def logits_at(model, input_ids, attention_mask, keep) -> torch.Tensor:
         head = model(input_ids=input_ids[:1, :n], attention_mask=attention_mask[:1, :n],
                      use_cache=True, logits_to_keep=1)
         cache = getattr(head, "cache", None) or head.past_key_values
-        cache.batch_repeat_interleave(len(input_ids))
-        kwargs = {"logits_to_keep": keep[:, n:], cache_argument(model): cache, "use_cache": True}
+        if cache is None:  # a model that gives no cache here (e.g. under gradient checkpointing)
+            n = 0
+        else:
+            cache.batch_repeat_interleave(len(input_ids))
+            kwargs = {"logits_to_keep": keep[:, n:], cache_argument(model): cache, "use_cache": True}
     logits = model(input_ids=input_ids[:, n:], attention_mask=attention_mask, **kwargs).logits
     return logits[keep] if logits.dim() == 3 else logits  # a model that kept every position
