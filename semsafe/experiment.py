@@ -5,7 +5,8 @@ calibrated to one ratio of gradient norms, ``lambda_mode: ratio``), each run eva
 held-out side of the one data split the experiment uses, against the base model evaluated with
 the same settings. A design is a preset (``cpu``: 86 to 144 minutes measured on 2 cores one
 run at a time, the same work on cores of varying speed, against a 90-minute target; two runs at
-once, the default since, measured 1.25x faster with identical results; ``gpu``: the same with
+once, the default since, measured 1.25x faster with identical results; with that and the
+lighter training step, 97.6 minutes on the slowest of those cores; ``gpu``: the same with
 three seeds, capability and longer answers) that single options can override. On a CPU two
 runs train and evaluate at once, each in its own process with half the threads (``workers``).
 Objectives that train without the harmful set (sft) are trained once per seed and stand at
