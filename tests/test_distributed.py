@@ -3,6 +3,7 @@ and gradients as one process on the same global batch."""
 
 import os
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -31,21 +32,31 @@ def build():
     return model, cost, [data[i] for i in range(4)], collate
 
 
-def loss_and_grads(model, cost, items, collate):
+def loss_and_grads(model, cost, items, collate, way="plain"):
+    """``way``: "plain" (one backward of the loss) or "measured" (a step that measures each
+    term's gradient norm and updates with them: train.KnownGradient)."""
     from semsafe.objectives import ObjectiveContext, get_objective
+    from semsafe.train import KnownGradient, TASFTTrainer, _combine
 
     batch = collate(items)
-    loss, _ = get_objective("emd")(model, batch, ObjectiveContext(cost=cost, lam=0.5))
+    ctx = ObjectiveContext(cost=cost, lam=0.5)
+    if way == "plain":
+        loss, _ = get_objective("emd")(model, batch, ctx)
+    else:
+        ce, h, _ = get_objective("emd").terms(model, batch, ctx)
+        _, params, (g_ce, g_h) = TASFTTrainer._grad_norms(model, ce, h)
+        loss = KnownGradient.apply((ce + ctx.lam * h).detach(), [_combine(a, b, ctx.lam) for a, b in zip(g_ce, g_h)],
+                                   *params)
     loss.backward()
     return loss.detach(), [p.grad.detach().clone() for p in model.parameters() if p.requires_grad]
 
 
-def worker(rank, world, init_file, out_file):
+def worker(rank, world, init_file, out_file, way="plain"):
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     model, cost, items, collate = build()
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     half = items[rank * 2:(rank + 1) * 2]  # each process: its half of the global batch
-    loss, grads = loss_and_grads(ddp, cost, half, collate)
+    loss, grads = loss_and_grads(ddp, cost, half, collate, way)
     losses = [torch.zeros_like(loss) for _ in range(world)]
     torch.distributed.all_gather(losses, loss)
     if rank == 0:
@@ -53,10 +64,13 @@ def worker(rank, world, init_file, out_file):
     torch.distributed.destroy_process_group()
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("way", ["plain", "measured"])
+def test_two_gloo_processes_match_one_process(tmp_path, way):
+    """Also for a step that measures the gradient norms: its gradients reach the parameters
+    through train.KnownGradient, whose hooks DDP must still average."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     out = tmp_path / "ddp.pt"
-    mp.spawn(worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
+    mp.spawn(worker, args=(2, str(tmp_path / "init"), str(out), way), nprocs=2, join=True)
     ddp = torch.load(out, weights_only=True)
     model, cost, items, collate = build()
     for part in ("retain", "harmful"):  # equal token counts per half (what makes the means agree)
@@ -78,3 +92,15 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         size = 2 * float(g_one.abs().max())
         gtol = max(sum_tolerance(torch.float64, n_terms, size), sum_tolerance(torch.float32, tokens, size))
         assert torch.allclose(g_ddp, g_one, rtol=0, atol=gtol)
+
+
+def test_shipped_accelerate_configs_parse():
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+    ddp = load_config_from_file(str(root / "ddp.yaml"))
+    fsdp = load_config_from_file(str(root / "fsdp.yaml"))
+    assert ddp.distributed_type.value == "MULTI_GPU" and fsdp.distributed_type.value == "FSDP"
+    assert fsdp.fsdp_config["fsdp_use_orig_params"] is True
