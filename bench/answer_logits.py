@@ -30,15 +30,21 @@ from semsafe.objectives import ObjectiveContext, get_objective
 from semsafe.prepare import latest_prepared, load_prepared
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str):
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--objectives", default="ga,emd,npo,refusal_sft")
     ap.add_argument("--steps", type=int, default=4, help="timed steps per way and objective (even: each way goes first equally often)")
     ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    return ap.parse_args()
+
+
+def experiment_setup(steps: int, threads: int):
+    """``(model, cost, trainable parameters, batches)``: the embedded model with LoRA r=8 (dropout
+    off: with it the shared prefix draws one mask for all rows) and ``steps`` batches of the
+    experiment's settings (the latest prepared data, 4 + 4 examples cut at 96 tokens)."""
     from peft import LoraConfig, get_peft_model
 
+    torch.set_num_threads(threads)
     model, tok = load_model("smollm2-135m-instruct")
     cost = SemanticCost.from_model(model)
     model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, lora_dropout=0.0))
@@ -51,32 +57,51 @@ def main():
     retain = [r for r in sets["retain"] if r.response]
     data = PairedDataset(tok, retain, harmful, 1, 96, with_refusals=True)
     collate = make_collator(tok.pad_token_id)
-    batches = [collate([data[i] for i in range(4 * s, 4 * s + 4)]) for s in range(args.steps)]
-    params = [p for p in model.parameters() if p.requires_grad]
-    ways = {"answer positions": objectives.causal_lm_terms, "every position": objectives.plain_causal_lm_terms}
-    # LoRA dropout is off here: with it, the shared prefix draws one mask for all rows
-    print(f"{folder}\n{args.steps} steps per way, {args.threads} thread(s)")
+    batches = [collate([data[i] for i in range(4 * s, 4 * s + 4)]) for s in range(steps)]
+    print(f"{folder}\n{steps} steps per way, {threads} thread(s)")
+    return model, cost, [p for p in model.parameters() if p.requires_grad], batches
+
+
+def timed_alternately(ways: dict, batches: list) -> tuple[dict, list]:
+    """``({way: mean seconds per batch}, [{way: its result} per batch])``: each batch is run
+    every way, one after the other, which goes first alternating from batch to batch, after one
+    untimed pass of each way (allocator, caches), so neither pays the warm-up."""
+    for way in ways:
+        ways[way](batches[0])
+    times, results = {way: 0.0 for way in ways}, []
+    for i, batch in enumerate(batches):
+        results.append({})
+        for way in (list(ways) if i % 2 == 0 else list(ways)[::-1]):
+            start = time.perf_counter()
+            results[-1][way] = ways[way](batch)
+            times[way] += time.perf_counter() - start
+    return {way: t / len(batches) for way, t in times.items()}, results
+
+
+def main():
+    args = arguments(__doc__)
+    model, cost, params, batches = experiment_setup(args.steps, args.threads)
+    forwards = {"answer positions": objectives.causal_lm_terms, "every position": objectives.plain_causal_lm_terms}
     print(f"{'objective':<12} {'answers only':>13} {'every position':>15} {'ratio':>6}  max |Δloss|, max |Δgrad|")
     for name in args.objectives.split(","):
         obj = get_objective(name)
         ctx = ObjectiveContext(cost=cost, lam=1.0, reference=model.disable_adapter)
-        times = {way: 0.0 for way in ways}
-        dloss = dgrad = 0.0
-        for i, batch in enumerate(batches):
-            results = {}
-            # the same batch both ways, one after the other, which goes first alternating
-            for way in (list(ways) if i % 2 == 0 else list(ways)[::-1]):
-                objectives.causal_lm_terms = ways[way]
-                start = time.perf_counter()
-                loss, _ = obj(model, batch, ctx)
-                grads = torch.autograd.grad(loss, params)
-                times[way] += time.perf_counter() - start
-                results[way] = (loss.detach(), grads)
-            objectives.causal_lm_terms = ways["answer positions"]
-            (la, ga), (lb, gb) = results["answer positions"], results["every position"]
-            dloss = max(dloss, float((la - lb).abs()))
-            dgrad = max(dgrad, max(float((a - b).abs().max()) for a, b in zip(ga, gb)))
-        a, b = times["answer positions"] / args.steps, times["every position"] / args.steps
+
+        def step_with(terms):
+            def step(batch):
+                objectives.causal_lm_terms = terms
+                try:
+                    loss, _ = obj(model, batch, ctx)
+                    return loss.detach(), torch.autograd.grad(loss, params)
+                finally:
+                    objectives.causal_lm_terms = forwards["answer positions"]
+            return step
+
+        times, results = timed_alternately({way: step_with(f) for way, f in forwards.items()}, batches)
+        dloss = max(float((r["answer positions"][0] - r["every position"][0]).abs()) for r in results)
+        dgrad = max(float((a - b).abs().max()) for r in results
+                    for a, b in zip(r["answer positions"][1], r["every position"][1]))
+        a, b = times["answer positions"], times["every position"]
         print(f"{name:<12} {a:12.2f}s {b:14.2f}s {b / a:5.2f}x  {dloss:.1e}, {dgrad:.1e}")
 
 

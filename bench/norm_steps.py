@@ -11,24 +11,21 @@ alternating, and prints the step time of each, the ratio and how far apart the g
     .venv/bin/python bench/norm_steps.py [--objectives ga,emd,npo,refusal_sft] [--steps 4]
 """
 
-import argparse
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-from semsafe.batches import PairedDataset, make_collator
-from semsafe.cost import SemanticCost
-from semsafe.models import load_model
-from semsafe.objectives import ObjectiveContext, get_objective
-from semsafe.prepare import latest_prepared, load_prepared
-from semsafe.train import KnownGradient, TASFTTrainer, _combine
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from answer_logits import arguments, experiment_setup, timed_alternately  # noqa: E402  (one setup for both benches)
+from semsafe.objectives import ObjectiveContext, get_objective  # noqa: E402
+from semsafe.train import TASFTTrainer, known_gradient_loss  # noqa: E402
 
 
 def reused(model, params, obj, batch, ctx):
     ce, h, _ = obj.terms(model, batch, ctx)
-    _, _, (g_ce, g_h) = TASFTTrainer._grad_norms(model, ce, h)
-    KnownGradient.apply((ce + ctx.lam * h).detach(), [_combine(a, b, ctx.lam) for a, b in zip(g_ce, g_h)],
-                        *params).backward()
+    _, _, grads = TASFTTrainer._grad_norms(model, ce, h)
+    known_gradient_loss(ce, h, ctx.lam, params, grads).backward()
 
 
 def third_backward(model, params, obj, batch, ctx):
@@ -39,48 +36,27 @@ def third_backward(model, params, obj, batch, ctx):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--objectives", default="ga,emd,npo,refusal_sft")
-    ap.add_argument("--steps", type=int, default=4, help="timed steps per way and objective (even: each way goes first equally often)")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    from peft import LoraConfig, get_peft_model
-
-    model, tok = load_model("smollm2-135m-instruct")
-    cost = SemanticCost.from_model(model)
-    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, lora_dropout=0.0))
-    model.train()
-    folder = latest_prepared("smollm2-135m-instruct")
-    if folder is None:
-        raise SystemExit("no prepared data: run `semsafe prepare` (or the experiment) once first")
-    sets = load_prepared(folder)
-    harmful = [r for r in sets["harmful"] if r.response][:30]
-    retain = [r for r in sets["retain"] if r.response]
-    data = PairedDataset(tok, retain, harmful, 1, 96, with_refusals=True)
-    collate = make_collator(tok.pad_token_id)
-    batches = [collate([data[i] for i in range(4 * s, 4 * s + 4)]) for s in range(args.steps)]
-    params = [p for p in model.parameters() if p.requires_grad]
-    ways = {"reused": reused, "third backward": third_backward}
-    print(f"{folder}\n{args.steps} steps per way, {args.threads} thread(s)")
+    args = arguments(__doc__)
+    model, cost, params, batches = experiment_setup(args.steps, args.threads)
     print(f"{'objective':<12} {'reused':>8} {'third backward':>15} {'ratio':>6}  max |Δgrad| / max |grad|")
     for name in args.objectives.split(","):
         obj = get_objective(name)
         ctx = ObjectiveContext(cost=cost, lam=1.0, reference=model.disable_adapter)
-        times = {way: 0.0 for way in ways}
-        worst = 0.0
-        for i, batch in enumerate(batches):
-            grads = {}
-            for way in (list(ways) if i % 2 == 0 else list(ways)[::-1]):
-                start = time.perf_counter()
-                ways[way](model, params, obj, batch, ctx)
-                times[way] += time.perf_counter() - start
-                grads[way] = [p.grad.clone() for p in params]
+
+        def step_with(way):
+            def step(batch):  # the gradients it leaves, taken off the parameters for the next step
+                way(model, params, obj, batch, ctx)
+                grads = [p.grad for p in params]
                 for p in params:
                     p.grad = None
-            size = max(float(g.abs().max()) for g in grads["third backward"])
-            worst = max(worst, max(float((a - b).abs().max()) for a, b in zip(*grads.values())) / size)
-        a, b = times["reused"] / args.steps, times["third backward"] / args.steps
+                return grads
+            return step
+
+        times, results = timed_alternately({"reused": step_with(reused), "third backward": step_with(third_backward)},
+                                           batches)
+        worst = max(max(float((a - b).abs().max()) for a, b in zip(r["reused"], r["third backward"]))
+                    / max(float(g.abs().max()) for g in r["third backward"]) for r in results)
+        a, b = times["reused"], times["third backward"]
         print(f"{name:<12} {a:7.2f}s {b:14.2f}s {b / a:5.2f}x  {worst:.1e}")
 
 

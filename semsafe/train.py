@@ -102,6 +102,12 @@ class KnownGradient(torch.autograd.Function):
         return (None, None, *[None if g is None else upstream * g for g in ctx.grads])
 
 
+def known_gradient_loss(ce, h, lam: float, params, grads):
+    """CE + λH whose backward hands each of ``params`` ∇CE + λ∇H from ``grads`` (the per-term
+    gradients ``TASFTTrainer._grad_norms`` returns) instead of going through the model again."""
+    return KnownGradient.apply((ce + lam * h).detach(), [_combine(a, b, lam) for a, b in zip(*grads)], *params)
+
+
 class TASFTTrainer(Trainer):
     """Trainer whose loss is an objective over ``{"retain", "harmful", ...}`` batches.
 
@@ -130,17 +136,16 @@ class TASFTTrainer(Trainer):
         ctx = self.objective_context
         ce, h, terms = self.objective.terms(model, inputs, ctx)
         step = self.state.global_step
-        known = None  # this step's gradient, where measuring the norms already computed it
         if h is not None and (not self.calibrated or step % self.grad_norm_every == 0):
             (g_ce, g_h), params, grads = self._grad_norms(model, ce, h)
             if not self.calibrated:
                 self._calibrate(g_ce, g_h)
             terms.update(grad_norm_retain=g_ce, grad_norm_harmful=ctx.lam * g_h,
                          grad_ratio=ctx.lam * g_h / max(g_ce, 1e-12))
-            known = (params, [_combine(a, b, ctx.lam) for a, b in zip(*grads)])
-        loss = ce if h is None else ce + ctx.lam * h
-        if known is not None:  # ∇CE + λ∇H from the two per-term passes: no third backward
-            loss = KnownGradient.apply(loss.detach(), known[1], *known[0])
+            # ∇CE + λ∇H from the two per-term passes (λ as calibrated just now): no third backward
+            loss = known_gradient_loss(ce, h, ctx.lam, params, grads)
+        else:
+            loss = ce if h is None else ce + ctx.lam * h
         if not torch.isfinite(loss):
             raise SemsafeError(f"the loss became {loss.item()} at step {step + 1}; "
                                "lower the learning rate or lambda")

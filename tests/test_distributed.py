@@ -36,7 +36,7 @@ def loss_and_grads(model, cost, items, collate, way="plain"):
     """``way``: "plain" (one backward of the loss) or "measured" (a step that measures each
     term's gradient norm and updates with them: train.KnownGradient)."""
     from semsafe.objectives import ObjectiveContext, get_objective
-    from semsafe.train import KnownGradient, TASFTTrainer, _combine
+    from semsafe.train import TASFTTrainer, known_gradient_loss
 
     batch = collate(items)
     ctx = ObjectiveContext(cost=cost, lam=0.5)
@@ -44,9 +44,8 @@ def loss_and_grads(model, cost, items, collate, way="plain"):
         loss, _ = get_objective("emd")(model, batch, ctx)
     else:
         ce, h, _ = get_objective("emd").terms(model, batch, ctx)
-        _, params, (g_ce, g_h) = TASFTTrainer._grad_norms(model, ce, h)
-        loss = KnownGradient.apply((ce + ctx.lam * h).detach(), [_combine(a, b, ctx.lam) for a, b in zip(g_ce, g_h)],
-                                   *params)
+        _, params, grads = TASFTTrainer._grad_norms(model, ce, h)
+        loss = known_gradient_loss(ce, h, ctx.lam, params, grads)
     loss.backward()
     return loss.detach(), [p.grad.detach().clone() for p in model.parameters() if p.requires_grad]
 
