@@ -1,14 +1,18 @@
-"""Training steps: the answer-position forward vs the plain one, side by side.
+"""Training steps: the training forward vs the plain one, side by side.
 
-`objectives.causal_lm_terms` (through `prefix.logits_at`) passes the answer positions to the
-model as ``logits_to_keep``, so prompt and padding positions skip the output layer (|V| =
-49,152 on the embedded model), and runs the chat template's leading tokens, which every row
-shares, once per batch part with gradients flowing through their repeated KV cache. The plain
-way runs every row in full and computes logits at every position. This bench runs real training steps of the experiment's settings (the prepared data's retain
+The training forward (`objectives.causal_lm_terms_of_parts`) stacks a step's parts (retain and
+harmful, or refusal) into one batch and runs the model once. It passes the answer positions
+as ``logits_to_keep`` (`prefix.logits_at`), so prompt and padding positions skip the output
+layer (|V| = 49,152 on the embedded model), and runs the chat template's leading tokens,
+which every row shares, once, with gradients flowing through their repeated KV cache. "parts
+apart" is the same with one forward per part (the training forward before the parts were
+stacked); "plain" runs every row of each part in full and computes logits at every position.
+This bench runs real training steps of the experiment's settings (the prepared data's retain
 and harmful examples cut at 96 tokens, batch 4 + 4, LoRA r=8, AdamW, one thread as each of the
-experiment's two workers has), alternating the two ways of computing the logits on the same
-batches, and prints the step time of each, the ratio, and how far apart their losses and
-gradients are.
+experiment's two workers has), alternating the ways on the same batches, and prints each
+way's step time, the ratios, how far apart the losses and gradients are, and the ATen calls
+one step issues (torch.profiler): on a GPU a small model's step costs about that many kernel
+launches and dispatches, whatever the arithmetic (README, GPU).
 
     .venv/bin/python bench/answer_logits.py [--objectives ga,emd,npo,refusal_sft] [--steps 4]
 
@@ -78,31 +82,44 @@ def timed_alternately(ways: dict, batches: list) -> tuple[dict, list]:
     return {way: t / len(batches) for way, t in times.items()}, results
 
 
+def aten_calls(step, batch) -> int:
+    """How many ATen operator calls one ``step(batch)`` issues (forward, backward, no optimizer)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step(batch)
+    return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+
+
 def main():
     args = arguments(__doc__)
     model, cost, params, batches = experiment_setup(args.steps, args.threads)
-    forwards = {"answer positions": objectives.causal_lm_terms, "every position": objectives.plain_causal_lm_terms}
-    print(f"{'objective':<12} {'answers only':>13} {'every position':>15} {'ratio':>6}  max |Δloss|, max |Δgrad|")
+    one_at_a_time = lambda model, parts: [objectives.causal_lm_terms(model, part) for part in parts]  # noqa: E731
+    forwards = {"stacked": (objectives.causal_lm_terms, objectives.causal_lm_terms_of_parts),
+                "parts apart": (objectives.causal_lm_terms, one_at_a_time),
+                "plain": (objectives.plain_causal_lm_terms, objectives.plain_causal_lm_terms_of_parts)}
+    print(f"{'objective':<12} {'stacked':>8} {'apart':>8} {'plain':>8} {'plain/stacked':>14} {'apart/stacked':>14}"
+          f"  max |Δloss|, max |Δgrad| vs plain   ATen calls stacked / apart / plain")
     for name in args.objectives.split(","):
         obj = get_objective(name)
         ctx = ObjectiveContext(cost=cost, lam=1.0, reference=model.disable_adapter)
 
-        def step_with(terms):
+        def step_with(way):
             def step(batch):
-                objectives.causal_lm_terms = terms
+                objectives.causal_lm_terms, objectives.causal_lm_terms_of_parts = way
                 try:
                     loss, _ = obj(model, batch, ctx)
                     return loss.detach(), torch.autograd.grad(loss, params)
                 finally:
-                    objectives.causal_lm_terms = forwards["answer positions"]
+                    objectives.causal_lm_terms, objectives.causal_lm_terms_of_parts = forwards["stacked"]
             return step
 
-        times, results = timed_alternately({way: step_with(f) for way, f in forwards.items()}, batches)
-        dloss = max(float((r["answer positions"][0] - r["every position"][0]).abs()) for r in results)
-        dgrad = max(float((a - b).abs().max()) for r in results
-                    for a, b in zip(r["answer positions"][1], r["every position"][1]))
-        a, b = times["answer positions"], times["every position"]
-        print(f"{name:<12} {a:12.2f}s {b:14.2f}s {b / a:5.2f}x  {dloss:.1e}, {dgrad:.1e}")
+        steps = {way: step_with(f) for way, f in forwards.items()}
+        times, results = timed_alternately(steps, batches)
+        dloss = max(float((r["stacked"][0] - r["plain"][0]).abs()) for r in results)
+        dgrad = max(float((a - b).abs().max()) for r in results for a, b in zip(r["stacked"][1], r["plain"][1]))
+        calls = " / ".join(f"{aten_calls(steps[way], batches[0]):,}" for way in forwards)
+        a, b, c = times["stacked"], times["parts apart"], times["plain"]
+        print(f"{name:<12} {a:7.2f}s {b:7.2f}s {c:7.2f}s {c / a:13.2f}x {b / a:13.2f}x  {dloss:.1e}, {dgrad:.1e}"
+              f"{'':>21}{calls}")
 
 
 if __name__ == "__main__":

@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted experiment in FOLDER, with the design it recorded")
     p.add_argument("--workers", type=int, metavar="N",
                    help="runs trained and evaluated at once, each in its own process with an equal share of "
-                        "the threads (default: 2 on a CPU, 1 on a GPU); 1 and 2 gave identical results here "
+                        "the threads (default: 2 on a CPU; on a GPU one per 4 CPU threads, at most 4); 1 and 2 gave identical results here "
                         "(bench/experiment_workers.py)")
     p.add_argument("--config", default=None)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

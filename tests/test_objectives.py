@@ -162,8 +162,9 @@ def test_config_knows_every_objective():
 
 def test_answer_position_forward_gives_the_plain_forwards_loss_and_gradients(batch, monkeypatch):
     """`causal_lm_terms` keeps only answer positions and runs the shared chat-template prefix
-    once (gradients through its repeated KV cache); every objective's loss and gradients must
-    be those of the plain forward. float64, LoRA dropout off (with it the prefix draws one mask
+    once (gradients through its repeated KV cache), and a step's parts go through the model
+    stacked in one forward (`causal_lm_terms_of_parts`); every objective's loss and gradients
+    must be those of a plain forward of each part. float64, LoRA dropout off (with it the prefix draws one mask
     for all rows); the model's RMSNorm computes in float32, so the gradients agree to float32
     rounding of sums over the batch's tokens."""
     from peft import LoraConfig, get_peft_model
@@ -174,6 +175,7 @@ def test_answer_position_forward_gives_the_plain_forwards_loss_and_gradients(bat
     from tolerance import sum_tolerance
 
     assert shared_prefix_length([r.tolist() for r in batch["retain"]["input_ids"]]) >= 4  # the path is taken
+    assert batch["retain"]["input_ids"].shape[1] != batch["harmful"]["input_ids"].shape[1]  # stacking pads
     model, _ = tiny_random_model(seed=3)
     cost = SemanticCost.from_model(model.double())
     model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0,
@@ -190,6 +192,7 @@ def test_answer_position_forward_gives_the_plain_forwards_loss_and_gradients(bat
         grads = torch.autograd.grad(loss, params)
         with monkeypatch.context() as m:
             m.setattr(objectives, "causal_lm_terms", objectives.plain_causal_lm_terms)
+            m.setattr(objectives, "causal_lm_terms_of_parts", objectives.plain_causal_lm_terms_of_parts)
             plain_loss, _ = get_objective(name)(model, batch, ctx)
             plain_grads = torch.autograd.grad(plain_loss, params)
         assert abs(loss.item() - plain_loss.item()) <= sum_tolerance(torch.float32, tokens, abs(plain_loss.item())), name
