@@ -240,3 +240,21 @@ def test_compare_page_recomputes_older_versus_tables_and_shows_an_unfinished_exp
     assert not at.exception, at.exception
     assert not any("runs have results" in m.value for m in at.info)
     assert any(headline in df.value.columns for df in at.dataframe)
+
+
+def test_default_workers_split_the_threads_and_share_a_gpu(monkeypatch):
+    """Two 1-thread runs on 2 CPU threads; on a GPU machine one run per 4 threads, at most 4, each
+    with its share (the GPU's step is bound by the CPU issuing operations: README, GPU)."""
+    import torch
+
+    from semsafe.experiment import default_workers
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert default_workers() == (2, 1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert default_workers() == (1, 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for threads, expected in ((16, (4, 4)), (32, (4, 8)), (8, (2, 4)), (2, (1, 2))):
+        monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
+        assert default_workers() == expected, threads
