@@ -79,13 +79,13 @@ def causal_lm_terms_of_parts(model, parts: list) -> list:
     logits, labels, rows = causal_lm_terms(model, {"input_ids": stack("input_ids", 0),
                                                    "attention_mask": stack("attention_mask", 0),
                                                    "labels": stack("labels", -100)})
-    out, first = [], 0
-    for part in parts:
-        n = part["input_ids"].shape[0]
-        mine = (rows >= first) & (rows < first + n)
-        out.append((logits[mine], labels[mine], rows[mine] - first))
-        first += n
-    return out
+    # the kept positions are in row order, so each part's are one run of them: split, not
+    # masked, gives views, and its backward is one concatenation instead of a zero-filled
+    # (N, |V|) gradient per part
+    counts = [int((part["labels"][:, 1:] != -100).sum()) for part in parts]
+    firsts = [sum(part["input_ids"].shape[0] for part in parts[:i]) for i in range(len(parts))]
+    return [(lg, lb, r - first) for lg, lb, r, first in
+            zip(logits.split(counts), labels.split(counts), rows.split(counts), firsts)]
 
 
 def plain_causal_lm_terms_of_parts(model, parts: list) -> list:
