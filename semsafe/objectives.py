@@ -67,8 +67,8 @@ def causal_lm_terms_of_parts(model, parts: list) -> list:
     """``causal_lm_terms`` of several batch parts (retain, harmful, ...) from one forward over
     their rows stacked, each part right-padded to the longest: a training step runs the model
     once, not once a part (and the chat template's shared prefix once for all rows). Rows do not
-    interact, so each part gets its own values to float rounding. On a GPU, where a small model's
-    step costs per operation rather than per token, this is what makes the step short."""
+    interact, so each part gets its own values to float rounding. It halves the operations a step
+    issues (bench/answer_logits.py), which is what a small model's step costs on a GPU."""
     if len(parts) == 1:
         return [causal_lm_terms(model, parts[0])]
     width = max(part["input_ids"].shape[1] for part in parts)
