@@ -3,12 +3,12 @@
 Objectives x harmful-set sizes x seeds on the embedded model, each at equal strength (λ
 calibrated to one ratio of gradient norms, ``lambda_mode: ratio``), each run evaluated on the
 held-out side of the one data split the experiment uses, against the base model evaluated with
-the same settings. A design is a preset (``cpu``: 86 to 144 minutes measured on 2 cores one
-run at a time, the same work on cores of varying speed, against a 90-minute target; two runs at
-once, the default since, measured 1.25x faster with identical results; with that and the
-lighter training step, 97.6 minutes on the slowest of those cores; ``gpu``: the same with
-three seeds, capability and longer answers) that single options can override. On a CPU two
-runs train and evaluate at once, each in its own process with half the threads (``workers``).
+the same settings. A design is a preset (``cpu``: aimed at 90 minutes on 2 cores, measured at
+86 to 144 one run at a time and 97.6 and 103.6 two at a time, the cores' speed varying:
+docs/results.md; ``gpu``: the same with three seeds, capability and longer answers, aimed at 8
+minutes, measured at about 23 before its step was stacked: README) that single options can
+override. On a CPU two runs train and evaluate at once, each in its own process with half the
+threads; on a GPU up to four share it (``workers``).
 Objectives that train without the harmful set (sft) are trained once per seed and stand at
 every size. Writes into ``runs/experiments/data-efficiency-<time>/``: ``results.csv`` (one row
 per run and size, with paired deltas against the base), ``versus.csv`` (TA-SFT against each
