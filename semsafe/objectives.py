@@ -8,6 +8,7 @@ trainer measure each one's gradient norm and calibrate λ to a ratio of them. Ca
 objective returns ``(loss, logs)``. Math: docs/method.md.
 """
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -79,11 +80,12 @@ def causal_lm_terms_of_parts(model, parts: list) -> list:
     logits, labels, rows = causal_lm_terms(model, {"input_ids": stack("input_ids", 0),
                                                    "attention_mask": stack("attention_mask", 0),
                                                    "labels": stack("labels", -100)})
-    # the kept positions are in row order, so each part's are one run of them: split, not
-    # masked, gives views, and its backward is one concatenation instead of a zero-filled
-    # (N, |V|) gradient per part
-    counts = [int((part["labels"][:, 1:] != -100).sum()) for part in parts]
-    firsts = [sum(part["input_ids"].shape[0] for part in parts[:i]) for i in range(len(parts))]
+    # the kept positions are in row order, so each part's are one run of them, found from the
+    # rows themselves: split, not masked, gives views, and its backward is one concatenation
+    # instead of a zero-filled (N, |V|) gradient per part
+    firsts = [0, *itertools.accumulate(part["input_ids"].shape[0] for part in parts)]
+    bounds = torch.searchsorted(rows, torch.tensor(firsts, device=rows.device)).tolist()
+    counts = [end - start for start, end in zip(bounds, bounds[1:])]
     return [(lg, lb, r - first) for lg, lb, r, first in
             zip(logits.split(counts), labels.split(counts), rows.split(counts), firsts)]
 
