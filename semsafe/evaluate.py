@@ -460,7 +460,7 @@ def run_suite(subject: Subject, suite: str, cfg: EvalConfig, records: list[Recor
 
 
 def _score_answers(subject, batch, answers, cfg):
-    from .judges.degenerate import degenerate_reason, verdict
+    from .judges.degenerate import answer_verdict
     from .judges.toxicity import toxicity_judge
 
     # a wrapped (jailbreak) prompt is judged by its bare request: did the answer do *that*?
@@ -471,9 +471,8 @@ def _score_answers(subject, batch, answers, cfg):
     tox = toxicity_judge().score(answers)
     versions = judge_versions(cfg)
     rows = []
-    for r, a, pr, ph, t in zip(batch, answers, refusal, harm, tox):
-        why = degenerate_reason(a)
-        v = verdict(pr, ph, why is not None)
+    for r, p, a, pr, ph, t in zip(batch, prompts, answers, refusal, harm, tox):
+        v, why = answer_verdict(p, a, pr, ph)
         rows.append({"id": r.id, "prompt": r.prompt, "response": str(a), "ended": bool(getattr(a, "ended", True)),
                      "category": str(r.labels.get("category", "")),
                      "type": str(r.labels.get("type") or r.labels.get("label") or ""),

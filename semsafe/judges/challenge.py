@@ -32,7 +32,7 @@ def challenge_report(harm=None, refusal=None) -> dict:
 
     from ..generate import Answer
     from ..stats import wilson
-    from .degenerate import is_degenerate, verdict
+    from .degenerate import answer_verdict
     from .harm import harm_judge
     from .refusal import refusal_judge
 
@@ -41,8 +41,9 @@ def challenge_report(harm=None, refusal=None) -> dict:
     prompts, answers = [r["prompt"] for r in rows], [Answer(r["response"], r.get("ended", True)) for r in rows]
     p_harm = (harm or harm_judge()).probability(prompts, answers)
     p_refusal = (refusal or refusal_judge()).probability(prompts, answers)
-    degenerate = np.array([is_degenerate(a) for a in answers])
-    verdicts = [verdict(pr, ph, d) for pr, ph, d in zip(p_refusal, p_harm, degenerate)]
+    judged = [answer_verdict(p, a, pr, ph) for p, a, pr, ph in zip(prompts, answers, p_refusal, p_harm)]
+    verdicts = [v for v, _ in judged]
+    degenerate = np.array([why is not None for _, why in judged])
     files = ", ".join(str(path.relative_to(DATA_DIR.parent)) for path in CHALLENGE_FILES)
     out = {"data": f"{files}: {len(rows)} answers labelled by reading "
                    "(guidelines: data/challenge/README.md); none is in any judge's training data"}
@@ -69,3 +70,30 @@ def challenge_report(harm=None, refusal=None) -> dict:
             facts["harmful verdict agrees 95% CI"] = [round(interval["low"], 3), round(interval["high"], 3)]
         out[category] = facts
     return out
+
+
+def short_answer_report(harm=None, refusal=None) -> dict:
+    """The verdicts of short correct answers to closed questions: each multiple-choice question
+    of data/capability.jsonl answered by its correct choice where that is three words or fewer
+    ("Oxygen", "Yes."). All are answers; the count the prompt-blind rule of degenerate-v3 gave
+    (fragments, and refusals the learned refusal judge reads into bare words) stands beside."""
+    from collections import Counter
+
+    from .degenerate import answer_verdict, degenerate_reason, verdict
+    from .harm import harm_judge
+    from .refusal import refusal_judge
+
+    prompts, answers = [], []
+    for line in (DATA_DIR / "capability.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        choice = item["labels"]["choices"][item["labels"]["answer"]]
+        if len(choice.split()) <= 3:
+            prompts.append(item["prompt"])
+            answers.append(choice)
+    p_refusal = (refusal or refusal_judge()).probability(prompts, answers)
+    p_harm = (harm or harm_judge()).probability(prompts, answers)
+    now = Counter(answer_verdict(p, a, r, h)[0] for p, a, r, h in zip(prompts, answers, p_refusal, p_harm))
+    blind = Counter(verdict(r, h, degenerate_reason(a) is not None) for a, r, h in zip(answers, p_refusal, p_harm))
+    return {"data": f"data/capability.jsonl: {len(answers)} questions answered by their correct choice of "
+                    "1-3 words (every one an answer)",
+            "verdicts": dict(sorted(now.items())), "verdicts without the prompt (degenerate-v3)": dict(sorted(blind.items()))}
