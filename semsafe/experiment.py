@@ -8,7 +8,8 @@ the same settings. A design is a preset (``cpu``: aimed at 90 minutes on 2 cores
 docs/results.md; ``gpu``: the same with three seeds, capability and longer answers, aimed at 8
 minutes, measured at about 23 before its step was stacked: README) that single options can
 override. On a CPU two runs train and evaluate at once, each in its own process with half the
-threads; on a GPU up to four share it (``workers``).
+threads; on a GPU up to four share it (``workers``). A run's training and its evaluation are
+separate stages, handed to workers in ``StagePlan``'s order.
 Objectives that train without the harmful set (sft) are trained once per seed and stand at
 every size. Writes into ``runs/experiments/data-efficiency-<time>/``: ``results.csv`` (one row
 per run and size, with paired deltas against the base), ``versus.csv`` (TA-SFT against each
@@ -267,16 +268,53 @@ def _threads_for(workers: int) -> int:
     return max(1, torch.get_num_threads() // max(1, workers))
 
 
+class StagePlan:
+    """Which stage of which task a free worker takes next. A run's task is two stages, training
+    then evaluation; the base model's is one, its evaluation. Evaluations go first while more
+    than ``workers`` runs are still to be trained, so rows arrive as the experiment goes; after
+    that training goes first, so the last stages are evaluations, the shorter ones, and no worker
+    sits idle while another finishes a whole run (bench/schedule.py replays a finished
+    experiment's stage times both ways)."""
+
+    def __init__(self, tasks: list, workers: int):
+        self.workers = workers
+        self.untrained = [i for i, task in enumerate(tasks) if task[0] == "run"]
+        self.ready = [i for i, task in enumerate(tasks) if task[0] == "base"]  # evaluations that can start
+        self.worked: dict[int, bool] = {}
+
+    def pop(self) -> tuple[int, str] | None:
+        """``(task index, "train" or "eval")``, or None when nothing can start now."""
+        if self.ready and len(self.untrained) > self.workers:
+            return self.ready.pop(0), "eval"
+        if self.untrained:
+            return self.untrained.pop(0), "train"
+        if self.ready:
+            return self.ready.pop(0), "eval"
+        return None
+
+    def done(self, index: int, stage: str, error: str | None, worked: bool) -> list[tuple]:
+        """Record a finished stage; ``[(task index, error, whether there was work)]`` if that
+        finished its task (an evaluation, or a training that failed), else ``[]``."""
+        self.worked[index] = self.worked.get(index, False) or worked
+        if stage == "train" and error is None:
+            self.ready.append(index)
+            return []
+        return [(index, error, self.worked.pop(index))]
+
+
 def _run_tasks(tasks: list, workers: int, threads: int, out: Path):
-    """Yield ``(task index, error or None, whether there was work to do)`` as each task finishes: in this process, or in
-    ``workers`` spawned processes, each with ``threads`` threads and its output in
-    ``out/workers/``. Every task skips work already done, so an interrupted experiment resumes."""
+    """Yield ``(task index, error or None, whether there was work to do)`` as each task finishes:
+    in this process, or in ``workers`` spawned processes, each with ``threads`` threads and its
+    output in ``out/workers/``. Stages go to workers in ``StagePlan``'s order. Every stage skips
+    work already done, so an interrupted experiment resumes."""
+    plan = StagePlan(tasks, workers)
     if workers == 1 or len(tasks) == 1:
-        for index, task in enumerate(tasks):
-            yield index, *_do_task(task)
+        while (item := plan.pop()) is not None:
+            yield from plan.done(*item, *_do_stage(tasks[item[0]], item[1]))
         return
     import multiprocessing
     import os
+    import queue
     import signal
 
     (out / "workers").mkdir(exist_ok=True)
@@ -290,7 +328,28 @@ def _run_tasks(tasks: list, workers: int, threads: int, out: Path):
             os.environ.update({k: v for k, v in saved.items() if v is not None})
             for k in (k for k, v in saved.items() if v is None):
                 os.environ.pop(k, None)
-            yield from pool.imap_unordered(_indexed_task, list(enumerate(tasks)), chunksize=1)
+            finished, running = queue.Queue(), 0
+
+            def start_what_can_start():
+                nonlocal running
+                while running < workers and (item := plan.pop()) is not None:
+                    pool.apply_async(_staged, (item, tasks[item[0]]), callback=finished.put,
+                                     error_callback=finished.put)
+                    running += 1
+
+            start_what_can_start()
+            while running:
+                try:
+                    result = finished.get(timeout=1.0)  # a timeout, so a cancel's signal is handled
+                except queue.Empty:
+                    continue
+                running -= 1
+                if isinstance(result, BaseException):  # not a SemsafeError: a bug, not a failed run
+                    raise result
+                (index, stage), error, worked = result
+                done = plan.done(index, stage, error, worked)
+                start_what_can_start()  # before the caller's bookkeeping, so no worker waits on it
+                yield from done
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -313,13 +372,12 @@ def _start_worker(threads: int, log_folder: str) -> None:
     sys.stderr = open(2, "w", buffering=1, closefd=False)
 
 
-def _indexed_task(item: tuple) -> tuple:
-    index, task = item
-    return index, *_do_task(task)
+def _staged(item: tuple, task: tuple) -> tuple:
+    return item, *_do_stage(task, item[1])
 
 
-def _do_task(task: tuple) -> tuple[str | None, bool]:
-    """Evaluate the base model, or train and evaluate one run, unless already done with these
+def _do_stage(task: tuple, stage: str) -> tuple[str | None, bool]:
+    """Evaluate the base model, or train or evaluate one run, unless already done with these
     settings: ``(the error message if it failed else None, whether there was work to do)``."""
     from .evaluate import base_eval_dir, evaluate, evaluated_with, load_subject
     from .train import train_run
@@ -333,10 +391,12 @@ def _do_task(task: tuple) -> tuple[str | None, bool]:
                 evaluate(load_subject(model_spec=key, cfg=ecfg), ecfg, progress=False)
             return None, worked
         run = _finished_or_new(key, values)
-        if run.status.get("state") != "done":
-            worked = True
-            train_run(config_from_dict(values), run, resume=run.status.get("state") in ("failed", "cancelled", "running"))
-        if not evaluated_with(run.path / "eval", ecfg):  # missing, or scored by a judge since changed
+        if stage == "train":
+            if run.status.get("state") != "done":
+                worked = True
+                train_run(config_from_dict(values), run,
+                          resume=run.status.get("state") in ("failed", "cancelled", "running"))
+        elif not evaluated_with(run.path / "eval", ecfg):  # missing, or scored by a judge since changed
             worked = True
             evaluate(load_subject(run_id=run.id, cfg=ecfg), ecfg, progress=False)
         return None, worked

@@ -258,3 +258,32 @@ def test_default_workers_split_the_threads_and_share_a_gpu(monkeypatch):
     for threads, expected in ((16, (4, 4)), (32, (4, 8)), (8, (2, 4)), (2, (1, 2))):
         monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
         assert default_workers() == expected, threads
+
+
+def test_stage_plan_evaluates_as_it_goes_and_ends_on_evaluations():
+    """Two workers, the base model and five runs with training twice as long as evaluation:
+    the base model goes first, each run is evaluated soon after its training while more than
+    two runs wait, the last stages to start are evaluations, a failed training is reported
+    without an evaluation, and no worker idles while a stage could start."""
+    import heapq
+
+    from semsafe.experiment import StagePlan
+
+    tasks = [("base", "m", None, None)] + [("run", f"r{i}", {}, None) for i in range(5)]
+    plan, clock, running, started, finished = StagePlan(tasks, workers=2), 0.0, [], [], []
+    seconds = {"train": 2.0, "eval": 1.0}
+    while True:
+        while len(running) < 2 and (item := plan.pop()) is not None:
+            started.append(item)
+            heapq.heappush(running, (clock + seconds[item[1]], item))
+        if not running:
+            break
+        clock, (index, stage) = heapq.heappop(running)
+        error = "diverged" if (index, stage) == (3, "train") else None
+        finished += plan.done(index, stage, error, True)
+    assert started[0] == (0, "eval")
+    assert started[-2:] == [(4, "eval"), (5, "eval")]  # the end is evaluations, not a whole run
+    assert (1, "eval") in started[:4]  # rows arrive while runs still train
+    assert (3, "eval") not in started and (3, "diverged", True) in finished
+    assert sorted(i for i, _, _ in finished) == [0, 1, 2, 3, 4, 5] and plan.pop() is None
+    assert clock == 8.0  # 15 s of whole-second stages on 2 workers: 8 is the best any order gives
