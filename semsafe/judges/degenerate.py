@@ -123,9 +123,9 @@ def degenerate_reason(text: str, prompt: str | None = None) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _english_pieces() -> frozenset:
     """Whole words of the MiniLM encoder's WordPiece vocabulary (30k English word pieces)."""
-    from ..packs import pack_dir
+    from ..packs import pack_file
 
-    lines = (pack_dir("minilm") / "model" / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    lines = pack_file("minilm", "model/vocab.txt").read_text(encoding="utf-8").splitlines()
     return frozenset(w for w in lines if w.isalpha())
 
 

@@ -38,7 +38,7 @@ import re
 import numpy as np
 
 from ..data import load_set
-from ..packs import pack_dir
+from ..packs import pack_file
 from .learned import (ENCODER, LinearJudge, PairJudge, TextVectorizer, embed, fit_logistic,
                       load_or_train, platt, read_pyrit_csv, reliability,
                       window_embeddings)
@@ -116,7 +116,7 @@ def features(prompts: list[str], responses: list[str], vectorizers: dict, dense:
 
 def pyrit_harm_rows() -> tuple[list[str], list[str], np.ndarray]:
     """Unique (prompt, answer) pairs from pyrit's harm/ and objective/ scorer evals."""
-    base = pack_dir("pyrit") / "datasets" / "scorer_evals"
+    base = pack_file("pyrit", "datasets/scorer_evals")
     seen, prompts, answers, labels = set(), [], [], []
     for folder in ("harm", "objective"):
         for path in sorted((base / folder).glob("*.csv")):

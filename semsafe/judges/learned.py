@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SemsafeError
-from ..packs import pack_dir
+from ..packs import pack_file
 from ..paths import cache_dir
 from ..store import atomic_write_bytes, atomic_write_json
 
@@ -22,7 +22,7 @@ ENCODER = "all-MiniLM-L6-v2"
 def _encoder():
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(pack_dir("minilm") / "model"), device="cpu")
+    return SentenceTransformer(str(pack_file("minilm", "model")), device="cpu")
 
 
 _EMBEDDED: dict[str, np.ndarray] = {}  # text -> embedding: both learned judges read the same texts
@@ -47,7 +47,7 @@ def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
 
 def read_pyrit_csv(relative: str) -> list[dict]:
     """Rows of one of pyrit's scorer-eval CSVs (leading '# ...' lines are metadata)."""
-    path = pack_dir("pyrit") / "datasets" / "scorer_evals" / relative
+    path = pack_file("pyrit", f"datasets/scorer_evals/{relative}")
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     start = 0
     while start < len(lines) and lines[start].startswith("#"):
