@@ -26,6 +26,22 @@ def tiny():
 
 
 @pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """An empty semsafe cache (``SEMSAFE_CACHE``, returned) that borrows the user cache's
+    converted models and trained judges: a test starts clean without converting the embedded
+    model (about 45 s) or training a judge again."""
+    from semsafe.paths import cache_dir
+
+    shared_root, cache = cache_dir(), tmp_path / "cache"
+    cache.mkdir()
+    for shared in ("models", "judges"):
+        (shared_root / shared).mkdir(parents=True, exist_ok=True)
+        (cache / shared).symlink_to(shared_root / shared)
+    monkeypatch.setenv("SEMSAFE_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
 def rng():
     return torch.Generator().manual_seed(1234)
 

@@ -70,19 +70,14 @@ def test_user_prompt_file_and_bad_files(embedded, tmp_path):
         suite_prompts("custom", EvalConfig(prompts_file=str(latin)))
 
 
-def test_killed_eval_resumes_without_duplicate_rows(tmp_path):
+def test_killed_eval_resumes_without_duplicate_rows(empty_cache):
     """Killed while generating (the long phase: answers are logged batch by batch), the eval
     resumes from the answer log: no answer is generated twice and no row is duplicated."""
     import json
 
-    from semsafe.paths import cache_dir
     from semsafe.store import model_key
 
-    cache = tmp_path / "cache"  # an empty answer cache; the converted model and judges are borrowed
-    cache.mkdir()
-    for shared in ("models", "judges"):
-        (cache_dir() / shared).mkdir(parents=True, exist_ok=True)
-        (cache / shared).symlink_to(cache_dir() / shared)
+    cache = empty_cache  # an empty answer cache; the converted model and judges are borrowed
     env = {**ENV, "SEMSAFE_CACHE": str(cache)}
     args = [sys.executable, "-m", "semsafe.cli", "eval", "--model", "smollm2-135m-instruct",
             "--suite", "harmful", "--n", "6", "--batch-size", "2", "--max-new-tokens", "10", "--seed", "17"]

@@ -48,19 +48,11 @@ def test_batched_next_token_distributions_equal_one_at_a_time():
     assert seen == set(range(len(PROMPTS)))
 
 
-def test_one_generation_serves_every_suite_and_the_emd_suite(tiny, tmp_path, monkeypatch):
+def test_one_generation_serves_every_suite_and_the_emd_suite(tiny, empty_cache, tmp_path, monkeypatch):
     """For the base model, the emd suite's harmful answers are the harmful suite's answers
     (one generation); for a run they come from the base model's shared answer cache, which a
     second evaluation reads instead of generating again."""
     import semsafe.generate
-    from semsafe.paths import cache_dir
-
-    # an empty answer cache; the converted model and trained judges are borrowed
-    for shared in ("models", "judges"):
-        (cache_dir() / shared).mkdir(parents=True, exist_ok=True)
-        (tmp_path / "cache").mkdir(exist_ok=True)
-        (tmp_path / "cache" / shared).symlink_to(cache_dir() / shared)
-    monkeypatch.setenv("SEMSAFE_CACHE", str(tmp_path / "cache"))
     model, tok = tiny
     calls = []
     real = semsafe.generate.generate_answers
