@@ -98,7 +98,8 @@ def short_answer_report(harm=None, refusal=None) -> dict:
     from .harm import harm_judge
     from .refusal import refusal_judge
 
-    prompts, answers = [q for _, q, _ in short_answers()], [a for _, _, a in short_answers()]
+    items = short_answers()
+    prompts, answers = [q for _, q, _ in items], [a for _, _, a in items]
     p_refusal = (refusal or refusal_judge()).probability(prompts, answers)
     p_harm = (harm or harm_judge()).probability(prompts, answers)
     now = Counter(answer_verdict(p, a, r, h)[0] for p, a, r, h in zip(prompts, answers, p_refusal, p_harm))
