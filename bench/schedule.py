@@ -1,9 +1,10 @@
 """The experiment's stage order, replayed on a finished experiment's own stage times.
 
 Reads each run's training time (run folder created -> adapter saved) and evaluation time
-(adapter saved -> eval/summary.json written) from the file times of an experiment that ran
+(adapter saved -> eval/summary.json written; where the evaluation waited for a worker, from
+its eval_config.json, written once it began) from the file times of an experiment that ran
 with two or more workers, and the base model's evaluation time from when the pool started to
-when the next run could start. Then it replays two orders on those times with the experiment's
+when the next run could start (the order of experiments before `StagePlan`). Then it replays two orders on those times with the experiment's
 worker count: one task per run, training then evaluation, in plan order (how experiments ran
 before `StagePlan`; the replay should land near the measured time, which checks the replay),
 and `semsafe.experiment.StagePlan` (the order the experiment uses now). It prints the measured
@@ -33,8 +34,12 @@ def stage_times(experiment: Path) -> tuple[float, float, list, int]:
     for folder in runs_dir().glob(f"{experiment.name}-*"):
         created = (folder / "config.yaml").stat().st_mtime
         trained = (folder / "adapter" / "adapter_model.safetensors").stat().st_mtime
+        scoring = (folder / "eval" / "eval_config.json").stat().st_mtime  # written once the model is loaded
         evaluated = (folder / "eval" / "summary.json").stat().st_mtime
-        runs.append((created, (trained - created) / 60, (evaluated - trained) / 60))
+        # under StagePlan an evaluation may wait in the queue after its training: then it is timed
+        # from its own start (without the few seconds of loading the model)
+        began_eval = trained if scoring - trained < 60 else scoring
+        runs.append((created, (trained - created) / 60, (evaluated - began_eval) / 60))
     runs.sort()
     workers = meta.get("workers", 1)
     if workers < 2:
