@@ -50,7 +50,7 @@ def judge_card(retrain: bool = False) -> dict:
                     "the refusal rule finds a refusal in its words; how-to, why, definition and 'can you' "
                     "questions and requests for text still need more than a word. On the experiment's "
                     "10,065 evaluated answers of session 14 no verdict changes from v3",
-            "short correct answers": short_answer_report(harm, refusal)},
+            **short_answer_report(harm, refusal)},
         f"{refusal.name}-v{refusal.version}": refusal.validation,
         f"{harm.name}-v{harm.version}": harm.validation,
         f"{tox.name} ({tox.version})": toxicity_validation(),

@@ -104,6 +104,7 @@ def short_answer_report(harm=None, refusal=None) -> dict:
     p_harm = (harm or harm_judge()).probability(prompts, answers)
     now = Counter(answer_verdict(p, a, r, h)[0] for p, a, r, h in zip(prompts, answers, p_refusal, p_harm))
     blind = Counter(verdict(r, h, degenerate_reason(a) is not None) for a, r, h in zip(answers, p_refusal, p_harm))
-    return {"data": f"data/capability.jsonl: {len(answers)} questions answered by their correct choice of "
-                    "1-3 words (every one an answer)",
-            "verdicts": dict(sorted(now.items())), "verdicts without the prompt (degenerate-v3)": dict(sorted(blind.items()))}
+    return {"short correct answers": f"{len(answers)} questions of data/capability.jsonl answered by their "
+                                     "correct choice of 1-3 words (every one an answer)",
+            "their verdicts": dict(sorted(now.items())),
+            "their verdicts without the prompt (degenerate-v3)": dict(sorted(blind.items()))}
