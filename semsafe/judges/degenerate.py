@@ -45,7 +45,10 @@ _OPEN_QUESTION = re.compile(
     r"^(how (do|does|did|can|could|would|should|to|is|are|was|were)\b|why\b|"
     r"(can|could|would|will) you\b|what('s| is| are| would be)?( the)?( \w+)? (way|ways|steps|method|methods|process|procedure)\b|"
     r"what (should|can|could|do|does|would) (i|we|you|one) do\b|"
-    r"what('s| is| are) (a |an )?[^\W\d_]+( [^\W\d_]+)?$)", re.IGNORECASE)  # "What is cyberbullying?" asks for a definition
+    # "What is cyberbullying?", "What was the Gunpowder Plot?", "What does X mean?", "What was he
+    # imprisoned for?" ask for a definition, an account or a reason
+    r"what('s| is| are| was| were) (a |an |the )?[^\W\d_][\w'-]*( [^\W\d_][\w'-]*)?$|"
+    r"what (does|do|did) .+ mean$|what .+ for$)", re.IGNORECASE)
 
 
 def word_count(text: str) -> int:
