@@ -14,7 +14,7 @@ way's step time, the ratios, how far apart the losses and gradients are, and the
 one step issues (torch.profiler): on a GPU a small model's step costs about that many kernel
 launches and dispatches, whatever the arithmetic (README, GPU).
 
-    .venv/bin/python bench/answer_logits.py [--objectives ga,emd,npo,refusal_sft] [--steps 4]
+    .venv/bin/python bench/answer_logits.py [--objectives ga,emd,npo,refusal_sft] [--steps 4] [--profile]
 
 The loss agrees exactly and the gradients to float32 rounding: the shared prefix's gradient is
 summed over the rows before it passes the model's float32 RMSNorm (tests/test_objectives.py
@@ -39,6 +39,8 @@ def arguments(doc: str):
     ap.add_argument("--objectives", default="ga,emd,npo,refusal_sft")
     ap.add_argument("--steps", type=int, default=4, help="timed steps per way and objective (even: each way goes first equally often)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--profile", action="store_true",
+                    help="also print, per objective, the share of one stacked step's time in each of its top ATen operators")
     return ap.parse_args()
 
 
@@ -89,6 +91,16 @@ def aten_calls(step, batch) -> int:
     return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
 
 
+def top_operators(step, batch, top: int = 5) -> str:
+    """The operators that take most of one ``step(batch)``'s own CPU time, with their shares: on
+    a CPU, how much of a step is matrix products (``aten::mm``) says whether it is compute-bound."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step(batch)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return ", ".join(f"{e.key} {e.self_cpu_time_total / total:.0%}" for e in events[:top])
+
+
 def main():
     args = arguments(__doc__)
     model, cost, params, batches = experiment_setup(args.steps, args.threads)
@@ -120,6 +132,8 @@ def main():
         a, b, c = times["stacked"], times["parts apart"], times["plain"]
         print(f"{name:<12} {a:7.2f}s {b:7.2f}s {c:7.2f}s {c / a:13.2f}x {b / a:13.2f}x  {dloss:.1e}, {dgrad:.1e}"
               f"{'':>21}{calls}")
+        if args.profile:
+            print(f"{'':<12} stacked step's own time by operator: {top_operators(steps['stacked'], batches[0])}")
 
 
 if __name__ == "__main__":
