@@ -23,21 +23,11 @@ from pathlib import Path
 from semsafe.paths import cache_dir
 
 DRIVER = r"""
-import collections, json, sys, time
+import json, sys, time
 import torch
 torch.set_num_threads({threads})
-phases = collections.Counter()
-
-def timed(owner, name, phase):
-    inner = getattr(owner, name)
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            phases[phase] += time.perf_counter() - start
-    setattr(owner, name, wrapper)
-
+sys.path.append({bench!r})
+from phase_timer import phases, timed
 import semsafe.evaluate as ev, semsafe.generate, semsafe.judges.fluency, semsafe.judges.learned, semsafe.judges.toxicity
 from semsafe.experiment import PRESETS, eval_config
 timed(semsafe.generate, "generate_answers", "generation")
@@ -70,7 +60,8 @@ def main():
                 (cache / shared).symlink_to(cache_dir() / shared)
         env = {**os.environ, "SEMSAFE_RUNS": str(runs), "SEMSAFE_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
                "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
-        code = DRIVER.format(threads=args.threads, split_seed=split_seed, run=args.run.name)
+        code = DRIVER.format(threads=args.threads, split_seed=split_seed, run=args.run.name,
+                             bench=str(Path(__file__).resolve().parent))
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(proc.stderr[-3000:])

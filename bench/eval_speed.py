@@ -35,26 +35,12 @@ MODEL = "smollm2-135m-instruct"
 
 # run inside each side's process: time the phases by wrapping the functions that do the work
 DRIVER = r"""
-import collections, json, sys, time
+import json, sys, time
 sys.path.insert(0, {code!r})
+sys.path.append({bench!r})
 import semsafe
 assert semsafe.__file__.startswith({code!r}), semsafe.__file__
-phases = collections.Counter()
-
-def timed(owner, name, phase):
-    inner = getattr(owner, name, None)
-    if inner is None:
-        return
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            result = inner(*args, **kwargs)
-            if hasattr(result, "__next__"):  # a generator: time it as it is consumed
-                result = list(result)
-            return result
-        finally:
-            phases[phase] += time.perf_counter() - start
-    setattr(owner, name, wrapper)
+from phase_timer import phases, timed
 
 # every linear layer (attention and MLP projections, the output layer, LoRA's factors) goes
 # through F.linear: its time and multiply-adds say how much of the evaluation is matrix products
@@ -106,7 +92,7 @@ def run_side(name: str, code: Path, cache: Path, suites: list[str], n: int) -> d
                     "from semsafe.judges.refusal import refusal_judge; harm_judge(); refusal_judge()"],
                    env=env, cwd=code, check=True, capture_output=True)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", DRIVER.format(code=str(code), argv=argv)],
+    proc = subprocess.run([sys.executable, "-c", DRIVER.format(code=str(code), argv=argv, bench=str(Path(__file__).resolve().parent))],
                           env=env, capture_output=True, text=True, cwd=code)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
