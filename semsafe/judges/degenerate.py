@@ -32,7 +32,8 @@ _UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]"
 # a prompt that asks for a word, a number or yes/no in so many words
 _SHORT_FORM = re.compile(
     r"\b(yes or no|true or false|in (one|a single|a) word|one[- ]word|a single (word|number|letter)|"
-    r"(just|only) (the|a|one) (number|name|word|letter|answer)|answer with (a|one|the|only|just)\b)", re.IGNORECASE)
+    r"(just|only) (the|a|one) (number|name|word|letter|answer)|"
+    r"(answer|reply|respond) with (only |just )?(a |one |the )?(single )?(word|number|letter|yes|no)\b)", re.IGNORECASE)
 # a question a word or a number can answer: yes/no, or who/what/which/when/where/how many ...
 _CLOSED_QUESTION = re.compile(
     r"^(what|which|who|whom|whose|when|where|how (many|much|old|long|far|tall|big|large|often|high|deep)|"
