@@ -24,11 +24,30 @@ def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
     design = Design(objectives=["sft", "emd"], sizes=[2, 3], seeds=[0], steps=2, suites=["harmful", "overalign"],
                     suite_n={"harmful": 4, "overalign": 4}, max_new_tokens=8, batch_size=8)
     small_data = ["data.n_retain=8", "data.prepare_max_new_tokens=48"]
-    # two runs at once, each in its own process (the default on a CPU; named so it holds anywhere)
+    # two runs at once, each in its own process (the default on a CPU; named so it holds anywhere),
+    # cancelled after two tasks: a cancel's signal handler raises KeyboardInterrupt the same way
     said = []
-    out = data_efficiency(design, overrides=small_data, progress=said.append, workers=2)
-    assert any("min left" in line for line in said) and said[-1].endswith("done")  # the pace so far
-    assert sum("/4 done:" in line for line in said) == 4  # the base model and three runs
+
+    def cancel_after_two(line):
+        said.append(line)
+        if sum("/4 done:" in x for x in said) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        data_efficiency(design, overrides=small_data, progress=cancel_after_two, workers=2)
+    import multiprocessing
+
+    assert not multiprocessing.active_children()  # the workers stopped with it
+    out = next((runs / "experiments").iterdir())
+    assert len(pd.read_csv(out / "results.csv")) >= 1  # rows collected before the cancel, and the clock
+    assert json.loads((out / "meta.json").read_text())["minutes"] > 0
+    done_before = {p: p.stat().st_mtime_ns for p in runs.glob("*/eval/summary.json")}
+    assert done_before  # a run trained and evaluated before the cancel...
+    resumed = []
+    assert data_efficiency(Design(), resume=str(out), progress=resumed.append, workers=2) == out
+    assert all(p.stat().st_mtime_ns == t for p, t in done_before.items())  # ...is not done again
+    assert any("min left" in line for line in resumed) and resumed[-1].endswith("done")  # the pace so far
+    assert sum("/4 done:" in line for line in resumed) == 4  # the base model and three runs
 
     table = pd.read_csv(out / "results.csv")
     assert "error" not in table or table["error"].isna().all(), table.get("error")
@@ -43,7 +62,7 @@ def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
     run_eval = runs / table[table["objective"] == "emd"]["run"].iloc[0] / "eval" / "harmful.parquet"
     assert any(i.startswith("harmbench-") for i in pd.read_parquet(run_eval)["id"])
 
-    assert len(list((out / "workers").glob("worker-*.log"))) == 2  # each worker's own output
+    assert len(list((out / "workers").glob("worker-*.log"))) == 4  # each worker's own output: 2 per session
     assert json.loads((out / "meta.json").read_text())["workers"] == 2
 
     versus = pd.read_csv(out / "versus.csv")
