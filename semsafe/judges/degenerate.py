@@ -144,8 +144,8 @@ def known_word_share(words: list[str]) -> float:
     return sum(w in vocab for w in words) / max(1, len(words))
 
 
-def is_degenerate(text: str, prompt: str | None = None) -> bool:
-    return degenerate_reason(text, prompt) is not None
+def is_degenerate(text: str) -> bool:
+    return degenerate_reason(text) is not None
 
 
 def verdict(refusal_prob: float, harm_prob: float, degenerate: bool) -> str:
