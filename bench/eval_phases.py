@@ -5,9 +5,11 @@ copy with the CPU preset's evaluation settings (`experiment.eval_config`) in one
 one thread, as each of the experiment's workers has, from an empty cache that borrows the
 converted model and the trained judges. Prints the seconds of each phase (loading, generation,
 the refusal and harm judges, toxicity, the perplexity passes) and their total. The run's own
-folder is not touched.
+folder is not touched. With ``--before COMMIT`` the same evaluation first runs on that commit's
+code (a temporary git worktree, its own preset's settings), and the two are printed side by
+side with their ratios and whether they gave the same answers and scores.
 
-    .venv/bin/python bench/eval_phases.py runs/<experiment>-emd-n10-s0 [--threads 1]
+    .venv/bin/python bench/eval_phases.py runs/<experiment>-emd-n10-s0 [--threads 1] [--before COMMIT]
 """
 
 import argparse
@@ -44,32 +46,62 @@ print("PHASES " + json.dumps(phases))
 """
 
 
+def evaluate_with(code: Path, run: Path, threads: int, tmp: Path) -> tuple[collections.Counter, Path]:
+    """``(seconds per phase, the evaluation folder)`` of ``run`` evaluated by the code in ``code``."""
+    config = (run / "config.yaml").read_text()
+    split_seed = int(next((line.split(":")[1] for line in config.splitlines() if "split_seed:" in line), "0").split("#")[0])
+    runs, cache = tmp / "runs", tmp / "cache"
+    shutil.copytree(run, runs / run.name, ignore=shutil.ignore_patterns("eval", "checkpoints"))
+    cache.mkdir()
+    for shared in ("models", "judges", "data"):  # the converted model, the judges, the prepared split
+        if (cache_dir() / shared).exists():
+            (cache / shared).symlink_to(cache_dir() / shared)
+    env = {**os.environ, "SEMSAFE_RUNS": str(runs), "SEMSAFE_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(code)}
+    driver = DRIVER.format(threads=threads, split_seed=split_seed, run=run.name, bench=str(Path(__file__).resolve().parent))
+    proc = subprocess.run([sys.executable, "-c", driver], env=env, capture_output=True, text=True, cwd=code)
+    if proc.returncode != 0:
+        sys.exit(proc.stderr[-3000:])
+    phases = collections.Counter(json.loads(next(line for line in proc.stdout.splitlines()
+                                                 if line.startswith("PHASES "))[7:]))
+    return phases, runs / run.name / "eval"
+
+
 def main():
+    from eval_speed import compare_results
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--before", metavar="COMMIT", help="also time this commit's code, first, and compare")
     args = ap.parse_args()
-    config = (args.run / "config.yaml").read_text()
-    split_seed = int(next((line.split(":")[1] for line in config.splitlines() if "split_seed:" in line), "0").split("#")[0])
+    root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
-        runs, cache = Path(tmp) / "runs", Path(tmp) / "cache"
-        shutil.copytree(args.run, runs / args.run.name, ignore=shutil.ignore_patterns("eval", "checkpoints"))
-        cache.mkdir()
-        for shared in ("models", "judges", "data"):  # the converted model, the judges, the prepared split
-            if (cache_dir() / shared).exists():
-                (cache / shared).symlink_to(cache_dir() / shared)
-        env = {**os.environ, "SEMSAFE_RUNS": str(runs), "SEMSAFE_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
-               "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
-        code = DRIVER.format(threads=args.threads, split_seed=split_seed, run=args.run.name,
-                             bench=str(Path(__file__).resolve().parent))
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.exit(proc.stderr[-3000:])
-    phases = collections.Counter(json.loads(next(line for line in proc.stdout.splitlines()
-                                                 if line.startswith("PHASES "))[7:]))
-    print(f"{args.run.name}: evaluation with the CPU preset's settings, {args.threads} thread(s)")
-    for name, seconds in phases.most_common():
-        print(f"  {name:<24} {seconds:7.1f} s")
+        sides = {}
+        if args.before:
+            tree = Path(tmp) / "before-code"
+            subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), args.before],
+                           cwd=root, check=True, capture_output=True)
+            try:
+                sides["before"] = evaluate_with(tree, args.run.resolve(), args.threads, Path(tmp) / "before")
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
+        sides["after" if args.before else "this tree"] = evaluate_with(root, args.run.resolve(), args.threads,
+                                                                       Path(tmp) / "after")
+        print(f"{args.run.name}: evaluation with the CPU preset's settings, {args.threads} thread(s)"
+              + (f"; before = {args.before}" if args.before else ""))
+        names = sorted({k for phases, _ in sides.values() for k in phases},
+                       key=lambda k: -max(phases.get(k, 0.0) for phases, _ in sides.values()))
+        print(f"  {'':26s}" + "".join(f"{k:>11s}" for k in sides) + ("      ratio" if len(sides) == 2 else ""))
+        for name in names:
+            values = [phases.get(name, 0.0) for phases, _ in sides.values()]
+            ratio = f"{values[0] / values[1]:10.2f}x" if len(values) == 2 and values[1] > 0 else ""
+            print(f"  {name:<26s}" + "".join(f"{v:9.1f} s" for v in values) + ratio)
+        if len(sides) == 2:
+            print("same results?")
+            folders = [folder for _, folder in sides.values()]
+            suites = sorted(p.stem for p in folders[0].glob("*.parquet"))
+            print("\n".join(compare_results(*folders, suites)))
 
 
 if __name__ == "__main__":

@@ -136,10 +136,10 @@ def compare_results(before: Path, after: Path, suites: list[str]) -> list[str]:
             if judge in a and judge in b and a[judge].iloc[0] != b[judge].iloc[0]:
                 parts.append(f"{col}: judge changed ({a[judge].iloc[0]} -> {b[judge].iloc[0]}), not compared")
                 continue
-            if col in a:
+            if col in a and col in b:
                 parts.append(f"{col} max |Δ| {np.nanmax(np.abs(a[col].astype(float) - b[col].astype(float))):.1e}")
         for col in ("ppl_reference", "ppl_generated_under_base"):
-            if col in a:
+            if col in a and col in b:
                 rel = np.abs(a[col].astype(float) / b[col].astype(float) - 1)
                 parts.append(f"{col} max rel Δ {np.nanmax(rel):.1e}")
         if "picked" in a:

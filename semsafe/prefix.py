@@ -49,7 +49,8 @@ def shared_prefix(model, sequences: list[list[int]]) -> tuple:
     if n < MIN_SHARED_PREFIX:
         return 0, None
     device = next(model.parameters()).device
-    out = model(input_ids=torch.tensor([sequences[0][:n]], device=device), use_cache=True)
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in forward_parameters(model) else {}  # only the cache is used
+    out = model(input_ids=torch.tensor([sequences[0][:n]], device=device), use_cache=True, **keep)
     return n, getattr(out, "cache", None) or out.past_key_values
 
 

@@ -25,6 +25,52 @@ def test_embedded_model_generates_with_chat_template(embedded):
     assert out.shape[1] > len(ids) and new.strip()
 
 
+def output_layer_products(model, run) -> list:
+    """``[(operator, input shapes)]`` of the matrix products ``run()`` makes with the output
+    layer's |V| x d weight: ``aten::mm``, or ``aten::bmm`` over more than one copy of it."""
+    vocab = model.config.vocab_size
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+        run()
+    return [(e.name, e.input_shapes) for e in prof.events()
+            if any(vocab in shape for shape in e.input_shapes if shape)
+            and (e.name == "aten::mm" or (e.name == "aten::bmm" and e.input_shapes[0][0] > 1))]
+
+
+def test_the_output_layer_is_one_matrix_product_on_sliced_positions(embedded):
+    """`generate`'s prefill and the scoring passes hand the output layer the last positions of
+    each row, a slice of the hidden states; unfolded, torch multiplies it by one copy of the
+    |V| x d weight per row (aten::bmm). `load_model` makes the slice contiguous
+    (`models.fold_output_layer_input`), so it is one matrix product, with the same answers. torch
+    folds such a slice anyway while the weight requires a gradient, so the weight is frozen here
+    as in a LoRA-trained run (where evaluation met the batched product)."""
+    from semsafe.generate import generate_answers
+    from semsafe.judges.fluency import response_perplexity
+
+    model, tok = embedded
+    head = model.get_output_embeddings()
+    head.weight.requires_grad_(False)
+    try:
+        check_the_output_layer_product(model, tok, head, generate_answers, response_perplexity)
+    finally:
+        head.weight.requires_grad_(True)
+
+
+def check_the_output_layer_product(model, tok, head, generate_answers, response_perplexity):
+    prompts = ["Name a colour.", "What is the capital of France? Answer in one word please."]
+    generate = lambda: generate_answers(model, tok, prompts, max_new_tokens=3, progress=False)  # noqa: E731
+    for run in (generate, lambda: response_perplexity(model, tok, prompts, ["Blue.", "Paris."])):
+        products = output_layer_products(model, run)
+        assert products and all(name == "aten::mm" for name, _ in products), products
+    answers = generate()
+    hooks = dict(head._forward_pre_hooks)
+    head._forward_pre_hooks.clear()
+    try:  # the check that the hook is what matters: without it the prefill is a batched product
+        assert any(name == "aten::bmm" for name, _ in output_layer_products(model, generate))
+        assert generate() == answers
+    finally:
+        head._forward_pre_hooks.update(hooks)
+
+
 def test_encode_pair_appends_response_tokens(embedded):
     _, tok = embedded
     ids, n = encode_pair(tok, "Hi", "Hello there!", add_eos=True)
