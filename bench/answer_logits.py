@@ -16,6 +16,12 @@ launches and dispatches, whatever the arithmetic (README, GPU).
 
     .venv/bin/python bench/answer_logits.py [--objectives ga,emd,npo,refusal_sft] [--steps 4] [--profile]
 
+``--measuring`` times instead the steps that measure each term's gradient norm (λ's calibration,
+and every ``train.grad_norm_every`` steps): two backward passes, one per term, after the
+parts' forward stacked (before) or apart (what the trainer does now: each backward then goes
+through its own part's rows), beside an ordinary step (stacked, one backward), with the largest
+difference between the norms the two ways measure.
+
 The loss agrees exactly and the gradients to float32 rounding: the shared prefix's gradient is
 summed over the rows before it passes the model's float32 RMSNorm (tests/test_objectives.py
 checks the same on a float64 model).
@@ -39,6 +45,8 @@ def arguments(doc: str):
     ap.add_argument("--objectives", default="ga,emd,npo,refusal_sft")
     ap.add_argument("--steps", type=int, default=4, help="timed steps per way and objective (even: each way goes first equally often)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--measuring", action="store_true",
+                    help="time the gradient-norm-measuring steps, parts stacked vs apart (see the docstring)")
     ap.add_argument("--profile", action="store_true",
                     help="also print, per objective, the share of one stacked step's time in each of its top ATen operators")
     return ap.parse_args()
@@ -101,9 +109,38 @@ def top_operators(step, batch, top: int = 5) -> str:
     return ", ".join(f"{e.key} {e.self_cpu_time_total / total:.0%}" for e in events[:top])
 
 
+def measuring_steps(objective_names: list, model, cost, params, batches) -> None:
+    """The steps that measure each term's gradient norm, their parts stacked vs apart."""
+    from semsafe.train import TASFTTrainer
+
+    print(f"{'objective':<12} {'ordinary':>9} {'measuring, stacked':>19} {'measuring, apart':>17} "
+          f"{'stacked/apart':>14}  max rel |Δ norm|")
+    for name in objective_names:
+        obj = get_objective(name)
+        ctx = ObjectiveContext(cost=cost, lam=1.0, reference=model.disable_adapter)
+
+        def ordinary(batch):
+            loss, _ = obj(model, batch, ctx)
+            torch.autograd.grad(loss, params)
+
+        def measuring(stacked):
+            def step(batch):
+                ce, h, _ = obj.terms(model, batch, ctx, stacked=stacked)
+                return TASFTTrainer._grad_norms(model, ce, h)[0]
+            return step
+
+        times, results = timed_alternately({"ordinary": ordinary, "stacked": measuring(True),
+                                            "apart": measuring(False)}, batches)
+        rel = max(abs(a - b) / b for r in results for a, b in zip(r["stacked"], r["apart"]))
+        print(f"{name:<12} {times['ordinary']:8.2f}s {times['stacked']:18.2f}s {times['apart']:16.2f}s "
+              f"{times['stacked'] / times['apart']:13.2f}x  {rel:.1e}")
+
+
 def main():
     args = arguments(__doc__)
     model, cost, params, batches = experiment_setup(args.steps, args.threads)
+    if args.measuring:
+        return measuring_steps(args.objectives.split(","), model, cost, params, batches)
     one_at_a_time = lambda model, parts: [objectives.causal_lm_terms(model, part) for part in parts]  # noqa: E731
     forwards = {"stacked": (objectives.causal_lm_terms, objectives.causal_lm_terms_of_parts),
                 "parts apart": (objectives.causal_lm_terms, one_at_a_time),

@@ -114,7 +114,9 @@ def live(run_id: str):
         frame = pd.DataFrame(rows)
         terms = [c for c in ("loss", "ce_retain", "emd_harmful", "lb_harmful", "nll_harmful", "unlikelihood",
                              "npo", "ce_refusal") if c in frame]
-        fig = go.Figure([go.Scatter(x=frame["step"], y=frame[c], mode="lines+markers", name=c) for c in terms])
+        # connectgaps: a term logged every few steps (train.harmful_emd_every) is still one line
+        fig = go.Figure([go.Scatter(x=frame["step"], y=frame[c], mode="lines+markers", name=c, connectgaps=True)
+                         for c in terms])
         fig.update_layout(height=360, xaxis_title="step", yaxis_title="loss and its terms", margin=dict(t=20))
         st.plotly_chart(fig, width="stretch", key=f"curves-{run_id}")
         st.caption("emd_harmful: mean EMD to the harmful answers' tokens — higher = further from them. "

@@ -43,6 +43,9 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     precision: str = "auto"  # auto: bf16 on GPUs that support it, fp32 otherwise; or fp32/bf16
     grad_norm_every: int = 10  # log each term's gradient norm every N steps (one backward per term; the update reuses them)
+    # the EMD to the harmful answers, for objectives that do not compute it as they train (sft,
+    # refusal_sft: it costs them a forward of the harmful batch), every N steps and at the last
+    harmful_emd_every: int = 1
     report_to: str | list = "none"  # passed to the Trainer: none, tensorboard, wandb, mlflow, ...
 
 
@@ -102,6 +105,7 @@ class TrainConfig:
                                  ("data.max_length", self.data.max_length, 8),
                                  ("data.prepare_max_new_tokens", self.data.prepare_max_new_tokens, 1),
                                  ("train.grad_norm_every", t.grad_norm_every, 1),
+                                 ("train.harmful_emd_every", t.harmful_emd_every, 1),
                                  ("lora.r", self.lora.r, 1)):
             if value < low:
                 raise SemsafeError(f"{name} must be at least {low}, got {value}")

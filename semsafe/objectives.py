@@ -152,11 +152,14 @@ class Objective:
         ``forward``: ``(logits, labels, rows)`` of the part ``term_part``, from the step's forward."""
         return None, {}
 
-    def terms(self, model, batch, ctx):
+    def terms(self, model, batch, ctx, stacked: bool = True):
         """``(CE(retain), H or None, logs)``, kept apart for per-term gradient norms. The retain
-        part and ``term_part`` go through the model in one forward."""
+        part and ``term_part`` go through the model in one forward; ``stacked=False`` gives each
+        its own, for a step that differentiates each term on its own (its gradient norm): over
+        a stacked forward each term's backward would run through the other part's rows too."""
         names = ["retain"] + ([self.term_part] if self.term_part else [])
-        forwards = causal_lm_terms_of_parts(model, [batch[name] for name in names])
+        parts = [batch[name] for name in names]
+        forwards = causal_lm_terms_of_parts(model, parts) if stacked else [causal_lm_terms(model, p) for p in parts]
         logits, labels, _ = forwards[0]
         ce = F.cross_entropy(upcast(logits), labels)
         h, logs = self.harmful_term(forwards[-1] if self.term_part else None, model, batch, ctx)

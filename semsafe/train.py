@@ -118,13 +118,14 @@ class TASFTTrainer(Trainer):
     """
 
     def __init__(self, *args, objective, objective_context, lambda_mode="fixed", target_ratio=1.0,
-                 calibration_steps=4, grad_norm_every=10, calibration_file=None, **kwargs):
+                 calibration_steps=4, grad_norm_every=10, harmful_emd_every=1, calibration_file=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.objective, self.objective_context = objective, objective_context
         self._terms: dict[str, list[float]] = {}
         self._tokens, self._tokens_at = 0, time.time()
         self.lambda_mode, self.target_ratio = lambda_mode, target_ratio
         self.calibration_steps, self.grad_norm_every = calibration_steps, grad_norm_every
+        self.harmful_emd_every = harmful_emd_every
         self.calibration_file = calibration_file
         self._norms: list[tuple[float, float]] = []  # (||∇CE||, ||∇H||) seen while calibrating
         self.calibrated = lambda_mode == "fixed"
@@ -134,9 +135,12 @@ class TASFTTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ctx = self.objective_context
-        ce, h, terms = self.objective.terms(model, inputs, ctx)
         step = self.state.global_step
-        if h is not None and (not self.calibrated or step % self.grad_norm_every == 0):
+        measure = self.objective.term_part is not None and (not self.calibrated or step % self.grad_norm_every == 0)
+        # a measuring step runs the parts apart: its two backward passes then each go through
+        # one part's rows, and together cost about one backward of the stacked batch
+        ce, h, terms = self.objective.terms(model, inputs, ctx, stacked=not measure)
+        if measure and h is not None:
             (g_ce, g_h), params, grads = self._grad_norms(model, ce, h)
             if not self.calibrated:
                 self._calibrate(g_ce, g_h)
@@ -149,7 +153,8 @@ class TASFTTrainer(Trainer):
         if not torch.isfinite(loss):
             raise SemsafeError(f"the loss became {loss.item()} at step {step + 1}; "
                                "lower the learning rate or lambda")
-        if "emd_harmful" not in terms and "harmful" in inputs and self._will_log():
+        if "emd_harmful" not in terms and "harmful" in inputs and self._will_log() and \
+                (step % self.harmful_emd_every == 0 or step + 1 == self.state.max_steps):
             terms["emd_harmful"] = measure_harmful_emd(model, inputs["harmful"], ctx)
         if h is not None:
             terms["lambda_effective"] = ctx.lam
@@ -351,7 +356,7 @@ def _build_trainer(cfg: TrainConfig, run: Run, model_and_tokenizer=None) -> TASF
     return TASFTTrainer(model=model, args=args, train_dataset=data, data_collator=make_collator(pad),
                         objective=objective, objective_context=ctx, lambda_mode=cfg.lambda_mode,
                         target_ratio=cfg.lam, calibration_steps=cfg.calibration_steps,
-                        grad_norm_every=cfg.train.grad_norm_every,
+                        grad_norm_every=cfg.train.grad_norm_every, harmful_emd_every=cfg.train.harmful_emd_every,
                         calibration_file=run.path / "calibration.json",
                         callbacks=[RunStoreCallback(run)])
 

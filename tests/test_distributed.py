@@ -43,7 +43,7 @@ def loss_and_grads(model, cost, items, collate, way="plain"):
     if way == "plain":
         loss, _ = get_objective("emd")(model, batch, ctx)
     else:
-        ce, h, _ = get_objective("emd").terms(model, batch, ctx)
+        ce, h, _ = get_objective("emd").terms(model, batch, ctx, stacked=False)  # two forwards, as the trainer
         _, params, grads = TASFTTrainer._grad_norms(model, ce, h)
         loss = known_gradient_loss(ce, h, ctx.lam, params, grads)
     loss.backward()

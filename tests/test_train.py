@@ -61,6 +61,19 @@ def test_run_folder_is_complete_and_adapter_reloads(files, tmp_path):
     assert any("lora_" in n for n, _ in model.named_parameters())
 
 
+def test_an_objective_that_only_measures_the_harmful_emd_logs_it_every_n_steps(files, tmp_path):
+    """`sft` trains without the harmful batch and pays a forward of it to log its EMD to the
+    harmful answers; `train.harmful_emd_every` spaces that out (every N steps, and the last), and
+    every other term is still logged at every step."""
+    runs = tmp_path / "runs"
+    out = cli(["train", "--config", CONFIG, "--run-id", "s1",
+               *tiny_args(files, 5, "--set", "objective=sft", "--set", "train.harmful_emd_every=3")], runs)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = Run.open("s1", runs).metrics()
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5] and all("ce_retain" in r for r in rows)
+    assert [r["step"] for r in rows if "emd_harmful" in r] == [1, 4, 5]
+
+
 def test_sigkilled_run_resumes_from_checkpoint_with_valid_metrics(files, tmp_path):
     runs = tmp_path / "runs"
     args = ["train", "--config", CONFIG, "--run-id", "k1",
@@ -349,7 +362,9 @@ def test_dashboard_launch_runs_the_command_it_shows_and_queues_on_the_device(fil
 def test_a_step_that_measures_gradient_norms_updates_with_the_plain_gradient():
     """On steps that measure each term's gradient norm (calibration, every grad_norm_every),
     the update reuses ∇CE + λ∇H from those two passes (train.KnownGradient) instead of a third
-    backward: each parameter's gradient, and the loss, must be the plain backward's. float64
+    backward, and runs the batch's parts through the model apart (each term's backward then goes
+    through its own part's rows only): each parameter's gradient, and the loss, must be the plain
+    (stacked) backward's. float64
     model; the tiny model's RMSNorm computes in float32, and λ enters before it in the plain
     backward and after it here, so they agree to float32 rounding of a sum over the tokens."""
     from peft import LoraConfig, get_peft_model
@@ -376,7 +391,7 @@ def test_a_step_that_measures_gradient_norms_updates_with_the_plain_gradient():
         ctx = ObjectiveContext(cost=cost, lam=0.37, reference=model.disable_adapter)
         ce, h, _ = get_objective(name).terms(model, batch, ctx)
         plain = torch.autograd.grad(ce + ctx.lam * h, params)
-        ce, h, _ = get_objective(name).terms(model, batch, ctx)
+        ce, h, _ = get_objective(name).terms(model, batch, ctx, stacked=False)  # as a measuring step runs it
         _, measured, grads = TASFTTrainer._grad_norms(model, ce, h)
         assert measured == params
         loss = known_gradient_loss(ce, h, ctx.lam, params, grads)
