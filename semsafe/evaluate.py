@@ -63,6 +63,7 @@ class EvalConfig:
     jailbreak_templates: int = 8  # templates drawn for the jailbreak suite
     suite_n: dict = field(default_factory=dict)  # per-suite prompt counts over n_prompts (None = all)
     extra_harmful: list = field(default_factory=list)  # more held-out harmful sets, e.g. ["harmbench"]
+    reference_ppl: bool = True  # fluency: also the model's perplexity of the prompts' reference answers
 
     def key(self) -> str:
         """Settings hash naming the evaluation folder; a prompt file enters by its *content*, so
@@ -72,6 +73,8 @@ class EvalConfig:
         for name in ("suite_n", "extra_harmful"):  # added later: unset, they leave earlier keys alone
             if not values[name]:
                 del values[name]
+        if self.reference_ppl:  # the same for a setting added later whose default is what was done before
+            del values["reference_ppl"]
         values["judge_versions"] = judge_versions(self)
         if self.prompts_file and Path(self.prompts_file).is_file():
             values["prompts_file"] = hashlib.sha256(Path(self.prompts_file).read_bytes()).hexdigest()
@@ -439,7 +442,7 @@ def run_suite(subject: Subject, suite: str, cfg: EvalConfig, records: list[Recor
             from .cost import SemanticCost
             scorer = functools.partial(_score_emd, cost=SemanticCost.from_model(subject.model))
         else:
-            scorer = {"fluency": _score_fluency, "capability": _score_capability}.get(
+            scorer = {"fluency": functools.partial(_score_fluency, cfg=cfg), "capability": _score_capability}.get(
                 suite, functools.partial(_score_answers, cfg=cfg))
         bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=f"score {suite}",
                    unit="prompt", disable=not progress)
@@ -486,24 +489,30 @@ def _score_answers(subject, batch, answers, cfg):
     return rows
 
 
-def _score_fluency(subject, batch, answers):
+def _score_fluency(subject, batch, answers, cfg):
+    """Each answer's perplexity under the base model, and with ``cfg.reference_ppl`` the
+    subject's perplexity of the prompt's reference answer (a secondary measure: a model that
+    flattens its distribution lowers it)."""
     from .judges.fluency import repetition_rate, response_perplexity
 
     prompts = [r.prompt for r in batch]
-    references = [r.response or "" for r in batch]
+    references = [r.response or "" for r in batch] if cfg.reference_ppl else []
     if subject.is_base:  # one model scores both: one batched pass
-        both = response_perplexity(subject.model, subject.tokenizer, prompts + prompts, references + answers)
-        ref_ppl, gen_ppl = both[:len(batch)], both[len(batch):]
+        both = response_perplexity(subject.model, subject.tokenizer, prompts[:len(references)] + prompts,
+                                   references + answers)
+        ref_ppl, gen_ppl = both[:len(references)], both[len(references):]
     else:
-        ref_ppl = response_perplexity(subject.model, subject.tokenizer, prompts, references)
+        ref_ppl = response_perplexity(subject.model, subject.tokenizer, prompts, references) if references else []
         with subject.base_context():
             gen_ppl = response_perplexity(subject.model, subject.tokenizer, prompts, answers)
     version = judge_versions()["fluency"]
-    return [{"id": r.id, "prompt": r.prompt, "response": str(a), "ended": bool(getattr(a, "ended", True)),
-             "reference": r.response,
-             "ppl_reference": _num(rp), "ppl_generated_under_base": _num(gp),
+    rows = [{"id": r.id, "prompt": r.prompt, "response": str(a), "ended": bool(getattr(a, "ended", True)),
+             "reference": r.response, "ppl_generated_under_base": _num(gp),
              "repetition": repetition_rate(a), "judge_fluency": version}
-            for r, a, rp, gp in zip(batch, answers, ref_ppl, gen_ppl)]
+            for r, a, gp in zip(batch, answers, gen_ppl)]
+    for row, rp in zip(rows, ref_ppl):
+        row["ppl_reference"] = _num(rp)
+    return rows
 
 
 def _score_capability(subject, batch, answers=None):
@@ -591,7 +600,8 @@ def metric_values(suite: str, t: pd.DataFrame) -> dict:
         return {**{name: (transform(col(source)), "mean") for name, (source, transform) in DERIVED_METRICS.items()},
                 "ppl_generated_under_base": (col("ppl_generated_under_base"), "mean"),
                 "repetition": (col("repetition"), "mean"),
-                "ppl_reference": (col("ppl_reference"), "mean")}
+                # an evaluation with reference_ppl off has no such column
+                **({"ppl_reference": (col("ppl_reference"), "mean")} if "ppl_reference" in t else {})}
     if suite == "emd":
         return {"emd_to_harmful": (col("emd_mean"), "mean"), "lower_bound": (col("lb_mean"), "mean")}
     if suite == "capability":

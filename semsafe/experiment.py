@@ -66,21 +66,26 @@ class Design:
     eval_prompts: int | None = 24  # suites not in suite_n
     max_new_tokens: int = 32
     batch_size: int = 128
+    # the perplexity of the fluency prompts' reference answers is a secondary measure no verdict
+    # uses; leaving it out saves a perplexity pass per run (~15 s of a 125 s evaluation on one core)
+    reference_ppl: bool = False
     # lr 4e-3, 21 steps: in pilots with these settings (n=10) the share of the harmful term's
     # movement left for the last quarter of the steps fell to 0.05 for emd and emd_lb at step 21
     # (at lr 2e-3 emd needed ~30-36 steps, emd_lb more; at 5e-3 the terms were noisier);
     # examples cut at 96 tokens aim the CPU preset at 90 minutes (86-144 measured one run at a time, the cores varying: docs/results.md);
     # each term's gradient norm is measured while λ is calibrated and at the last step (index 20),
     # not also at step 10: a logged figure only, and such a step runs one backward pass per term
+    # sft and refusal_sft log their EMD to the harmful answers (a forward of the harmful batch
+    # they do not train on) at steps 1, 5, ..., 21: 6 points of their curve, not 21
     overrides: list = field(default_factory=lambda: ["train.lr=4e-3", "data.max_length=96",
-                                                     "train.grad_norm_every=20"])
+                                                     "train.grad_norm_every=20", "train.harmful_emd_every=4"])
 
 
 PRESETS = {
     "cpu": Design(),
     "gpu": Design(seeds=[0, 1, 2], steps=30, suites=["harmful", "overalign", "fluency", "capability"],
                   suite_n={"harmful": 100, "overalign": None, "fluency": 50, "capability": None},
-                  max_new_tokens=48, batch_size=256, overrides=["train.lr=4e-3"]),
+                  max_new_tokens=48, batch_size=256, reference_ppl=True, overrides=["train.lr=4e-3"]),
 }
 
 
@@ -118,7 +123,7 @@ def eval_config(design: Design, split_seed: int):
 
     return EvalConfig(suites=list(design.suites), n_prompts=design.eval_prompts, suite_n=dict(design.suite_n),
                       extra_harmful=list(design.extra_harmful), max_new_tokens=design.max_new_tokens,
-                      batch_size=design.batch_size, held_out_seed=split_seed)
+                      batch_size=design.batch_size, held_out_seed=split_seed, reference_ppl=design.reference_ppl)
 
 
 def data_efficiency(design: Design, config=None, overrides=(), resume: str | None = None,
@@ -138,7 +143,8 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
                                "an earlier `semsafe experiment` printed")
         recorded = json.loads((out / "meta.json").read_text())
         if "design" in recorded:  # resume what was started, whatever the options say now
-            design = Design(**recorded["design"])
+            # a design recorded before reference_ppl was a setting measured it
+            design = Design(**{"reference_ppl": True, **recorded["design"]})
             config, overrides = recorded.get("config"), recorded.get("overrides", [])
         started -= 60 * recorded.get("minutes", 0)  # the clock counts every session of the experiment
     else:

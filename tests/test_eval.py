@@ -266,3 +266,38 @@ def test_jailbreak_suite_wraps_held_out_prompts_in_recorded_templates(tiny, tmp_
     assert summary["prompts"]["jailbreak"]["templates"] == sorted({r.labels["template"] for r in records})
     assert "jailbreak_harmful_rate" in summary["suites"]["jailbreak"]
     assert any(k.startswith("jailbreak_harmful_rate[") for k in summary["suites"]["jailbreak"])
+
+
+def test_the_reference_perplexity_can_be_left_out(embedded, tmp_path):
+    """`reference_ppl=False` (the experiment's CPU preset) leaves out the model's perplexity of
+    the reference answers: no column, no summary line; the answers and their perplexity under
+    the base model stay (the base model then scores its answers without the references in the
+    batches, so the values move by float32 rounding at most: sums over the model's width, 576).
+    The default's evaluation key is the one it had before the setting existed."""
+    import contextlib
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    import torch
+
+    from semsafe.evaluate import judge_versions
+    from tolerance import sum_tolerance
+
+    with_ref = EvalConfig(suites=["fluency"], n_prompts=3, max_new_tokens=8, batch_size=4, n_bootstrap=50)
+    without = EvalConfig(**{**asdict(with_ref), "reference_ppl": False})
+    old_values = {k: v for k, v in asdict(with_ref).items() if k not in ("suite_n", "extra_harmful", "reference_ppl")}
+    old_values["judge_versions"] = judge_versions(with_ref)
+    assert with_ref.key() == hashlib.sha256(json.dumps(old_values, sort_keys=True).encode()).hexdigest()[:10]
+    assert without.key() != with_ref.key()
+    model, tok = embedded
+    summaries, rows = [], []
+    for name, cfg in (("with", with_ref), ("without", without)):
+        subject = Subject("base:test", model, tok, contextlib.nullcontext, tmp_path / name)
+        summaries.append(evaluate(subject, cfg, progress=False)["suites"]["fluency"])
+        rows.append(pd.read_parquet(tmp_path / name / "fluency.parquet"))
+    assert "ppl_reference" in summaries[0] and "ppl_reference" not in summaries[1]
+    assert "ppl_reference" in rows[0] and "ppl_reference" not in rows[1]
+    assert rows[0]["response"].tolist() == rows[1]["response"].tolist()
+    for a, b in zip(rows[0]["ppl_generated_under_base"], rows[1]["ppl_generated_under_base"]):
+        assert abs(a - b) <= sum_tolerance(torch.float32, 576, a, chain=8)
