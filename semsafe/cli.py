@@ -364,8 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="the paper's claims in miniature")
     p.add_argument("name", choices=["data-efficiency"])
     p.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
-                   help="the design: cpu (2 seeds; 86-144 min measured on 2 cores one run at a time, varying with the cores; "
-                        "two at a time, the default, measured 1.25x faster: see docs/results.md) or gpu (3 seeds, capability, "
+                   help="the design: cpu (2 seeds; 68.6 min measured on 2 cores in session 16, two runs at a time, the "
+                        "default; earlier designs 97-104, varying with the cores: see docs/results.md) or gpu (3 seeds, capability, "
                         "longer answers); the options below override single parts of it")
     p.add_argument("--objectives", help="comma-separated (cpu: sft,ga,npo,emd,emd_lb,refusal_sft)")
     p.add_argument("--sizes", help="harmful-set sizes, comma-separated (cpu: 10,30,100)")
