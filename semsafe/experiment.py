@@ -90,6 +90,13 @@ PRESETS = {
 }
 
 
+def recorded_design(values: dict) -> Design:
+    """The design an experiment's meta.json recorded. Settings added to ``Design`` since take
+    the value experiments had before them, so a resumed experiment evaluates its remaining runs
+    as it did its first ones (a design recorded before ``reference_ppl`` existed measured it)."""
+    return Design(**{"reference_ppl": True, **values})
+
+
 def plan(design: Design, config=None, overrides=()) -> tuple[dict, object, list]:
     """``(base config values, PrepareConfig, [(run name, config values, sizes it stands for)])``:
     every run the experiment trains, before anything runs (also what the leak test checks)."""
@@ -144,8 +151,7 @@ def data_efficiency(design: Design, config=None, overrides=(), resume: str | Non
                                "an earlier `semsafe experiment` printed")
         recorded = json.loads((out / "meta.json").read_text())
         if "design" in recorded:  # resume what was started, whatever the options say now
-            # a design recorded before reference_ppl was a setting measured it
-            design = Design(**{"reference_ppl": True, **recorded["design"]})
+            design = recorded_design(recorded["design"])
             config, overrides = recorded.get("config"), recorded.get("overrides", [])
         started -= 60 * recorded.get("minutes", 0)  # the clock counts every session of the experiment
     else:

@@ -306,3 +306,17 @@ def test_stage_plan_evaluates_as_it_goes_and_ends_on_evaluations():
     assert (3, "eval") not in started and (3, "diverged", True) in finished
     assert sorted(i for i, _, _ in finished) == [0, 1, 2, 3, 4, 5] and plan.pop() is None
     assert clock == 8.0  # 15 s of whole-second stages on 2 workers: 8 is the best any order gives
+
+
+def test_a_design_recorded_before_a_setting_existed_resumes_as_it_ran():
+    """meta.json of an experiment started before `reference_ppl` existed has no such key: its
+    remaining runs must be evaluated as its first were (with the reference perplexity), or
+    every finished evaluation's key would change and it would be evaluated again."""
+    from dataclasses import asdict
+
+    from semsafe.experiment import PRESETS, recorded_design
+
+    old = {k: v for k, v in asdict(PRESETS["cpu"]).items() if k != "reference_ppl"}
+    assert recorded_design(old).reference_ppl is True
+    assert recorded_design(asdict(PRESETS["cpu"])) == PRESETS["cpu"]  # a current record is itself
+    assert PRESETS["cpu"].reference_ppl is False and PRESETS["gpu"].reference_ppl is True
