@@ -73,10 +73,10 @@ def _contiguous_input(module, args):
 def fold_output_layer_input(model) -> None:
     """Hand the output layer a contiguous input. ``generate`` (``logits_to_keep=1``) and the
     scoring passes (the last k positions) give it a slice ``hidden[:, -k:]`` of the final hidden
-    states; ``torch.matmul`` folds a 3-D input into one matrix product only when it is laid out
-    as one matrix, and on such a slice it falls back to a batched product over a copy of the
-    |V| x d weight for every row: 2.1 s instead of a fraction of that for the prefill of 128
-    prompts on one core (bench/eval_phases.py). Copying the slice changes no value."""
+    states. With the weight frozen (every LoRA-trained run), ``torch.matmul`` does not fold such
+    a slice into one matrix product: it runs a batched product over a copy of the |V| x d weight
+    for every row, 2.1 s instead of a fraction of that for the prefill of 128 prompts on one core
+    (bench/eval_phases.py). A contiguous input is folded; copying the slice changes no value."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is not None and _contiguous_input not in head._forward_pre_hooks.values():
         head.register_forward_pre_hook(_contiguous_input)
