@@ -22,8 +22,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from semsafe.paths import cache_dir
-
 DRIVER = r"""
 import json, sys, time
 import torch
@@ -50,12 +48,10 @@ def evaluate_with(code: Path, run: Path, threads: int, tmp: Path) -> tuple[colle
     """``(seconds per phase, the evaluation folder)`` of ``run`` evaluated by the code in ``code``."""
     config = (run / "config.yaml").read_text()
     split_seed = int(next((line.split(":")[1] for line in config.splitlines() if "split_seed:" in line), "0").split("#")[0])
-    runs, cache = tmp / "runs", tmp / "cache"
+    from eval_speed import fresh_cache
+
+    runs, cache = tmp / "runs", fresh_cache(tmp / "cache")  # borrows the converted model, judges, prepared data
     shutil.copytree(run, runs / run.name, ignore=shutil.ignore_patterns("eval", "checkpoints"))
-    cache.mkdir()
-    for shared in ("models", "judges", "data"):  # the converted model, the judges, the prepared split
-        if (cache_dir() / shared).exists():
-            (cache / shared).symlink_to(cache_dir() / shared)
     env = {**os.environ, "SEMSAFE_RUNS": str(runs), "SEMSAFE_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(code)}
     driver = DRIVER.format(threads=threads, split_seed=split_seed, run=run.name, bench=str(Path(__file__).resolve().parent))
@@ -68,7 +64,7 @@ def evaluate_with(code: Path, run: Path, threads: int, tmp: Path) -> tuple[colle
 
 
 def main():
-    from eval_speed import compare_results
+    from eval_speed import checked_out, compare_results
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -79,13 +75,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         sides = {}
         if args.before:
-            tree = Path(tmp) / "before-code"
-            subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), args.before],
-                           cwd=root, check=True, capture_output=True)
-            try:
+            with checked_out(args.before, Path(tmp) / "before-code") as tree:
                 sides["before"] = evaluate_with(tree, args.run.resolve(), args.threads, Path(tmp) / "before")
-            finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
         sides["after" if args.before else "this tree"] = evaluate_with(root, args.run.resolve(), args.threads,
                                                                        Path(tmp) / "after")
         print(f"{args.run.name}: evaluation with the CPU preset's settings, {args.threads} thread(s)"

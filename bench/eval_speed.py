@@ -18,6 +18,7 @@ add it to time the current five-suite default on the after side only with --afte
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -69,6 +70,17 @@ phases["total (in process)"] = time.perf_counter() - start
 print("PHASES " + json.dumps(phases))
 sys.exit(code)
 """
+
+
+@contextlib.contextmanager
+def checked_out(commit: str, tree: Path):
+    """``commit``'s code in a temporary git worktree at ``tree``, removed afterwards."""
+    subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), commit], cwd=ROOT, check=True,
+                   capture_output=True)
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
 
 
 def fresh_cache(root: Path) -> Path:
@@ -160,10 +172,8 @@ def main() -> None:
     try:
         sides = {}
         if not args.after_only:
-            tree = work / "before"
-            subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), args.before],
-                           cwd=ROOT, check=True, capture_output=True)
-            sides["before"] = run_side("before", tree, fresh_cache(work / "cache-before"), suites, args.n)
+            with checked_out(args.before, work / "before") as tree:
+                sides["before"] = run_side("before", tree, fresh_cache(work / "cache-before"), suites, args.n)
         sides["after"] = run_side("after", ROOT, fresh_cache(work / "cache-after"), suites, args.n)
         print(f"default evaluation of {MODEL}, suites {', '.join(suites)}, {args.n} prompts each, "
               f"{os.cpu_count()} CPU cores" + ("" if args.after_only else f"; before = {args.before}"))
@@ -187,9 +197,6 @@ def main() -> None:
             print("same results?")
             print("\n".join(compare_results(sides["before"]["out"], sides["after"]["out"], suites)))
     finally:
-        if not args.after_only:
-            subprocess.run(["git", "worktree", "remove", "--force", str(work / "before")], cwd=ROOT,
-                           capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 

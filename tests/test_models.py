@@ -48,27 +48,22 @@ def test_the_output_layer_is_one_matrix_product_on_sliced_positions(embedded):
 
     model, tok = embedded
     head = model.get_output_embeddings()
-    head.weight.requires_grad_(False)
-    try:
-        check_the_output_layer_product(model, tok, head, generate_answers, response_perplexity)
-    finally:
-        head.weight.requires_grad_(True)
-
-
-def check_the_output_layer_product(model, tok, head, generate_answers, response_perplexity):
+    hooks = dict(head._forward_pre_hooks)
     prompts = ["Name a colour.", "What is the capital of France? Answer in one word please."]
     generate = lambda: generate_answers(model, tok, prompts, max_new_tokens=3, progress=False)  # noqa: E731
-    for run in (generate, lambda: response_perplexity(model, tok, prompts, ["Blue.", "Paris."])):
-        products = output_layer_products(model, run)
-        assert products and all(name == "aten::mm" for name, _ in products), products
-    answers = generate()
-    hooks = dict(head._forward_pre_hooks)
-    head._forward_pre_hooks.clear()
-    try:  # the check that the hook is what matters: without it the prefill is a batched product
+    head.weight.requires_grad_(False)
+    try:
+        for run in (generate, lambda: response_perplexity(model, tok, prompts, ["Blue.", "Paris."])):
+            products = output_layer_products(model, run)
+            assert products and all(name == "aten::mm" for name, _ in products), products
+        answers = generate()
+        # the check that the hook is what matters: without it the prefill is a batched product
+        head._forward_pre_hooks.clear()
         assert any(name == "aten::bmm" for name, _ in output_layer_products(model, generate))
         assert generate() == answers
     finally:
         head._forward_pre_hooks.update(hooks)
+        head.weight.requires_grad_(True)
 
 
 def test_encode_pair_appends_response_tokens(embedded):
