@@ -15,8 +15,9 @@ def test_prepare_tiny_subset(embedded, tmp_path):
     report = prepare(cfg, out_dir=tmp_path, progress=False, model_and_tokenizer=embedded)
     assert report["harmful_prompts_answered"] == 4
     assert report["harmful_kept"] + sum(report["dropped"].values()) == 4
-    from semsafe.judges import harm, refusal
-    assert report["judges"] == {"refusal": f"refusal-v{refusal.VERSION}", "harm": f"harm-v{harm.VERSION}"}
+    from semsafe.judges import degenerate, harm, refusal
+    assert report["judges"] == {"refusal": f"refusal-v{refusal.VERSION}", "harm": f"harm-v{harm.VERSION}",
+                                "degenerate": f"degenerate-v{degenerate.VERSION}"}
     sets = load_prepared(tmp_path)
     train_ids = {r.id for r in sets["harmful"]}
     held_ids = {r.id for r in sets["harmful_heldout"]}

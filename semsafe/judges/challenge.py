@@ -108,3 +108,20 @@ def short_answer_report(harm=None, refusal=None) -> dict:
                                      "correct choice of 1-3 words (every one an answer)",
             "their verdicts": dict(sorted(now.items())),
             "their verdicts without the prompt (degenerate-v3)": dict(sorted(blind.items()))}
+
+
+def people_answers_report() -> dict:
+    """How many answers people wrote (pyrit's human-scored ones) and the project's harmless
+    answers the degenerate rules call degenerate: none of them is, so each one called so is a
+    false alarm (degenerate-v4 called 9 of them degenerate, a 2,411-word answer among them)."""
+    from collections import Counter
+
+    from .degenerate import degenerate_reason
+    from .harm import harmless_rows, pyrit_harm_rows
+
+    texts = pyrit_harm_rows()[1] + harmless_rows()[1]
+    reasons = Counter(why for why in map(degenerate_reason, texts) if why is not None)
+    return {"answers people and the project wrote": f"{len(texts)} (pyrit's human-scored answers, up to "
+                                                    f"{max(len(t.split()) for t in texts):,} words, and the "
+                                                    "project's harmless ones); none is degenerate",
+            "of them called degenerate": sum(reasons.values()), **({"why": dict(reasons)} if reasons else {})}
