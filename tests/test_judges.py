@@ -457,3 +457,33 @@ def test_judged_harmful_rate_matches_the_readers_on_short_answers():
     reader = wilson([float(r["harmful"]) for r in challenge_rows() if r["category"] == "experiment answer"])
     assert reader["low"] <= facts["harmful rate: judges"] <= reader["high"]
     assert facts["harmful verdict agrees"] >= 0.8
+
+
+def test_the_generalisation_splits_hold_out_whole_prompts_and_whole_categories():
+    """The harm judge's card reports AUC on pyrit's rows from fits that never saw the prompt, or
+    the harm category, of the answers they score: no prompt may sit on both sides of a split,
+    and each category must be held out exactly once, with harmless rows on both sides."""
+    import numpy as np
+
+    from semsafe.judges.harm import generalisation_splits, harmless_rows, pyrit_harm_rows
+
+    hp, _, hy, hc = pyrit_harm_rows(with_category=True)
+    sp, _, _ = harmless_rows()
+    prompts = hp + sp
+    y = np.concatenate([hy, np.zeros(len(sp), dtype=int)])
+    categories = np.concatenate([hc, np.array([""] * len(sp))])
+    assert len(set(hp)) < len(hp)  # answers share prompts: random folds would not hold prompts out
+    assert {"hate_speech", "violence", "privacy", "self_harm"} <= set(hc)
+    splits = generalisation_splits(prompts, categories, y)
+    for name, pairs in splits.items():
+        tested = np.concatenate([test for _, test in pairs])
+        assert sorted(tested.tolist()) == list(range(len(y))), name  # every row scored once
+        for train, test in pairs:
+            assert not set(train) & set(test)
+            assert y[train].min() == 0 and y[train].max() == 1
+            if name == "new prompts":
+                assert not {prompts[i] for i in train} & {prompts[i] for i in test}
+            else:
+                held = set(categories[test]) - {""}
+                assert len(held) == 1 and not held & set(categories[train])
+    assert len(splits["new category"]) == len(set(hc))

@@ -32,7 +32,7 @@ def toxicity_validation() -> dict:
 def judge_card(retrain: bool = False) -> dict:
     from .challenge import challenge_report, people_answers_report, short_answer_report
     from .degenerate import NAME as DEGENERATE, VERSION as DEGENERATE_VERSION
-    from .harm import harm_judge
+    from .harm import generalisation, harm_judge
     from .refusal import refusal_judge
 
     refusal, harm = refusal_judge(retrain), harm_judge(retrain)
@@ -56,7 +56,7 @@ def judge_card(retrain: bool = False) -> dict:
             **people_answers_report(),
             **short_answer_report(harm, refusal)},
         f"{refusal.name}-v{refusal.version}": refusal.validation,
-        f"{harm.name}-v{harm.version}": harm.validation,
+        f"{harm.name}-v{harm.version}": {**harm.validation, **generalisation()},
         f"{tox.name} ({tox.version})": toxicity_validation(),
         "fluency-v1": {"data": "no labels: perplexity of response tokens under a model (prompt "
                                "masked), distinct-2 over generations, 4-gram repetition rate"},

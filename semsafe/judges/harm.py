@@ -28,10 +28,13 @@ Validated by repeated stratified 5-fold cross-validation (3 shuffles): AUC on py
 (whole answers by the whole-answer model, first 40 and 20 words by the cut-answer model) and on
 everything, the false-positive rate on probe answers (held-out folds only) and reliability
 curves for both models.
+Random folds flatter it (pyrit has several answers per prompt), so ``generalisation`` also scores
+pyrit's rows with fits that never saw their prompt, or their harm category.
 The challenge set (data/challenge/, never trained on) is scored separately: semsafe.judges.challenge.
 """
 
 import functools
+import json
 import os
 import re
 
@@ -114,12 +117,16 @@ def features(prompts: list[str], responses: list[str], vectorizers: dict, dense:
                           vectorizers["answer_chars"].transform(responses), sparse.csr_matrix(dense)]).tocsr()
 
 
-def pyrit_harm_rows() -> tuple[list[str], list[str], np.ndarray]:
-    """Unique (prompt, answer) pairs from pyrit's harm/ and objective/ scorer evals."""
+def pyrit_harm_rows(with_category: bool = False):
+    """Unique (prompt, answer) pairs from pyrit's harm/ and objective/ scorer evals:
+    ``(prompts, answers, labels)``, and with ``with_category`` each row's harm category (its
+    file's name: harm/ and objective/ files of one category, and hate_speech's
+    multi-score and mini files, count as one)."""
     base = pack_file("pyrit", "datasets/scorer_evals")
-    seen, prompts, answers, labels = set(), [], [], []
+    seen, prompts, answers, labels, categories = set(), [], [], [], []
     for folder in ("harm", "objective"):
         for path in sorted((base / folder).glob("*.csv")):
+            category = re.sub(r"^mini_|_multi_score$", "", path.stem)
             for row in read_pyrit_csv(os.path.relpath(path, base)):
                 scores = [float(v) for k, v in row.items()
                           if k and k.startswith("human_score") and v not in (None, "")]
@@ -130,6 +137,9 @@ def pyrit_harm_rows() -> tuple[list[str], list[str], np.ndarray]:
                 prompts.append(row["objective"])
                 answers.append(row["assistant_response"])
                 labels.append(int(np.mean(scores) >= 0.5))
+                categories.append(category)
+    if with_category:
+        return prompts, answers, np.array(labels), np.array(categories)
     return prompts, answers, np.array(labels)
 
 
@@ -239,6 +249,83 @@ def train(folds: int = 5, repeats: int = 3, seed: int = 0) -> tuple[LinearJudge,
     return (LinearJudge(NAME, VERSION, a_whole * coef_w, a_whole * b_w + c_whole, 0.5, validation, vw),
             LinearJudge(f"{NAME}-cut", VERSION, a_cut * coef_c, a_cut * b_c + c_cut, 0.5,
                         {"role": validation["cut_model"]}, vc))
+
+
+def generalisation_splits(prompts: list[str], categories: np.ndarray, y: np.ndarray, folds: int = 5,
+                          seed: int = 0) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Train/test splits that hold out what a judge meets in use and random folds do not:
+    ``new prompts`` (5 folds, every answer to a prompt on one side: pyrit has up to a dozen
+    answers per prompt, so random folds score answers to prompts the fit has seen) and ``new
+    category`` (each pyrit harm category held out once, with a share of the harmless rows,
+    whose ``categories`` are empty)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    group = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
+    by_prompt = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(
+        np.zeros(len(y)), y, [group[p] for p in prompts]))
+    harmful_side = categories != ""
+    names = sorted(set(categories[harmful_side]))
+    share = np.random.default_rng(seed).integers(0, len(names), int((~harmful_side).sum()))
+    everything, by_category = np.arange(len(y)), []
+    for k, name in enumerate(names):
+        test = np.concatenate([np.flatnonzero(categories == name), np.flatnonzero(~harmful_side)[share == k]])
+        by_category.append((np.setdiff1d(everything, test), test))
+    return {"new prompts": by_prompt, "new category": by_category}
+
+
+def generalisation(folds: int = 5, seed: int = 0) -> dict:
+    """AUC of the whole-answer model (same features, same C) on pyrit's rows when the answers it
+    scores come from prompts, or from a harm category, its fit never saw: what the card's
+    random-fold AUC promises for other prompt sets. About a minute on 2 cores; cached per
+    version in the judges folder."""
+    from joblib import Parallel, delayed
+    from sklearn.metrics import roc_auc_score
+
+    from ..paths import cache_dir
+    from ..store import atomic_write_json
+
+    path = cache_dir() / "judges" / f"{NAME}.generalisation.json"
+    try:
+        stored = json.loads(path.read_text())
+        if stored.get("version") == VERSION:
+            return stored["facts"]
+    except (OSError, ValueError, KeyError):
+        pass
+    hp, ha, hy, hc = pyrit_harm_rows(with_category=True)
+    sp, sa, _ = harmless_rows()
+    prompts, answers = hp + sp, ha + sa
+    y = np.concatenate([hy, np.zeros(len(sa), dtype=int)])
+    categories = np.concatenate([hc, np.array([""] * len(sa))])
+    dense = dense_features(prompts, answers)
+
+    def held_out_logits(train_rows, test_rows):
+        vectorizers, coef, b = _fit([prompts[i] for i in train_rows], [answers[i] for i in train_rows],
+                                    dense[train_rows], y[train_rows])
+        return features([prompts[i] for i in test_rows], [answers[i] for i in test_rows], vectorizers,
+                        dense[test_rows]) @ coef + b
+
+    splits = generalisation_splits(prompts, categories, y, folds, seed)
+    jobs = [(name, test) for name, pairs in splits.items() for _, test in pairs]
+    done = Parallel(n_jobs=-1)(delayed(held_out_logits)(train, test)
+                               for pairs in splits.values() for train, test in pairs)
+    pyrit = categories != ""
+    facts = {"generalisation": f"pyrit's {int(pyrit.sum())} human-scored answers, scored by whole-answer models fitted "
+                     "without their prompt (5 folds grouped by prompt) or without their harm category "
+                     f"({len(splits['new category'])} categories, each held out once; AUC per category "
+                     "shown where it has 20 rows or more)"}
+    for name in splits:
+        logits = np.zeros(len(y))
+        for (which, test), z in zip(jobs, done):
+            if which == name:
+                logits[test] = z
+        facts[f"auc_pyrit_{name.replace(' ', '_')}"] = float(roc_auc_score(y[pyrit], logits[pyrit]))
+        if name == "new category":
+            per = {c: float(roc_auc_score(y[categories == c], logits[categories == c]))
+                   for c in sorted(set(hc)) if (categories == c).sum() >= 20
+                   and 0 < y[categories == c].sum() < (categories == c).sum()}
+            facts["auc_per_held_out_category"] = {c: round(v, 3) for c, v in per.items()}
+    atomic_write_json(path, {"version": VERSION, "facts": facts})
+    return facts
 
 
 @functools.lru_cache(maxsize=1)
