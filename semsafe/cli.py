@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="the paper's claims in miniature")
     p.add_argument("name", choices=["data-efficiency"])
     p.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
-                   help="the design: cpu (2 seeds; 68.6 min measured on 2 cores in session 16, two runs at a time, the "
+                   help="the design: cpu (2 seeds; 46-69 min measured on 2 cores in sessions 16-17, two runs at a time, the "
                         "default; earlier designs 97-104, varying with the cores: see docs/results.md) or gpu (3 seeds, capability, "
                         "longer answers); the options below override single parts of it")
     p.add_argument("--objectives", help="comma-separated (cpu: sft,ga,npo,emd,emd_lb,refusal_sft)")

@@ -5,8 +5,8 @@ calibrated to one ratio of gradient norms, ``lambda_mode: ratio``), each run eva
 held-out side of the one data split the experiment uses, against the base model evaluated with
 the same settings. A design is a preset (``cpu``: aimed at 90 minutes on 2 cores, measured at
 86 to 144 one run at a time, 97.6 and 103.6 two at a time, and 68.6 in session 16 after its
-lighter evaluation and measuring steps (about 89 estimated on session 14's slower cores), the
-cores' speed varying: docs/results.md; ``gpu``: the same with three seeds, capability and longer answers, aimed at 8
+lighter evaluation and measuring steps (about 89 estimated on session 14's slower cores; 46.1
+on session 17's faster ones), the cores' speed varying: docs/results.md; ``gpu``: the same with three seeds, capability and longer answers, aimed at 8
 minutes, measured at about 23 before its step was stacked: README) that single options can
 override. On a CPU two runs train and evaluate at once, each in its own process with half the
 threads; on a GPU up to four share it (``workers``). A run's training and its evaluation are
