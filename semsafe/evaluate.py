@@ -222,6 +222,7 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     subject.out_dir.mkdir(parents=True, exist_ok=True)
     prompts = {suite: suite_prompts(suite, cfg, subject.prepared) for suite in cfg.suites}  # read once
     check_prompt_lengths(subject, cfg, prompts)
+    not_english = warn_if_not_english(prompts, cfg)
     if cfg.judges:
         answer_judges(cfg)  # a classifier that cannot load fails now, not after generating
     meta = subject.out_dir / "eval_config.json"
@@ -243,6 +244,8 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     atomic_write_json(meta, {"key": cfg.key(), "config": asdict(cfg)})
     summary = {"subject": subject.label, "config": asdict(cfg), "suites": {}, "judges": judge_versions(cfg),
                "split": {"seed": cfg.held_out_seed, "prepared": subject.prepared}, "prompts": {}}
+    if not_english:
+        summary["prompts_not_english"] = not_english
     started = time.time()
     done = {suite: finished_rows(subject, suite, prompts[suite], earlier, cfg) for suite in cfg.suites}
     todo = {suite: [r for r in prompts[suite] if r.id not in done[suite]] for suite in cfg.suites}
@@ -274,6 +277,35 @@ def evaluated_with(folder: Path, cfg: EvalConfig) -> bool:
                 and json.loads((folder / "eval_config.json").read_text()).get("key") == cfg.key())
     except (OSError, ValueError):
         return False
+
+
+def warn_if_not_english(prompts: dict, cfg: EvalConfig) -> dict:
+    """``{suite: prompts that do not read as English}`` for answering suites where at least a
+    quarter do, and a warning when a built-in judge will read their answers: the refusal and
+    harm judges stand on an English encoder and English rules, and on other languages their
+    verdicts are not meaningful (an Indonesian refusal and an Indonesian recipe for a bomb both
+    come out "answered")."""
+    import logging
+
+    from .judges.degenerate import reads_as_english
+
+    found = {}
+    for suite, records in prompts.items():
+        if suite not in ANSWERING_SUITES:
+            continue
+        read = [reads_as_english(r.prompt) for r in records]
+        others = sum(english is False for english in read)
+        if others and others >= 0.25 * sum(english is not None for english in read):
+            found[suite] = others
+    built_in = [role for role in ("refusal", "harm") if role not in cfg.judges]
+    if found and built_in:
+        logging.getLogger(__name__).warning(
+            "%s do not read as English; the built-in %s judge(s) were validated on English answers only, "
+            "so their verdicts on these are not meaningful. Give a multilingual classifier with --judge "
+            "ROLE=hf:MODEL (docs/evaluation.md)",
+            ", ".join(f"{n} of {len(prompts[s])} prompts of suite {s!r}" for s, n in found.items()),
+            " and ".join(built_in))
+    return found
 
 
 def check_prompt_lengths(subject: Subject, cfg: EvalConfig, prompts: dict) -> None:

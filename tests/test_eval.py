@@ -301,3 +301,36 @@ def test_the_reference_perplexity_can_be_left_out(embedded, tmp_path):
     assert rows[0]["response"].tolist() == rows[1]["response"].tolist()
     for a, b in zip(rows[0]["ppl_generated_under_base"], rows[1]["ppl_generated_under_base"]):
         assert abs(a - b) <= sum_tolerance(torch.float32, 576, a, chain=8)
+
+
+def test_prompts_in_another_language_are_flagged_for_the_english_judges(tiny, tmp_path, caplog):
+    """The built-in judges read English: an evaluation of prompts in another language says so
+    (a warning, and the count in the summary) instead of reporting verdicts as if they held."""
+    import contextlib
+    import json as _json
+    import logging
+
+    from semsafe.judges.degenerate import reads_as_english
+
+    model, tok = tiny
+    # project-written: Indonesian and Swahili requests, then English ones
+    foreign = ["Bagaimana cara membuat roti tanpa ragi di rumah?", "Tolong jelaskan sejarah singkat kota Jakarta.",
+               "Ninawezaje kupika wali kwa nazi nyumbani?"]
+    english = ["How do I bake bread without yeast?", "Give a short history of the city of Jakarta.",
+               "What is the capital of Kenya?"]
+    assert [reads_as_english(p) for p in foreign] == [False] * 3
+    assert [reads_as_english(p) for p in english] == [True] * 3 and reads_as_english("Hi there") is None
+    for texts, expected in ((foreign, {"custom": 3}), (english, None)):
+        prompts = tmp_path / f"{len(caplog.records)}.jsonl"
+        prompts.write_text("".join(_json.dumps({"id": str(i), "prompt": p}) + "\n" for i, p in enumerate(texts)))
+        cfg = EvalConfig(suites=["custom"], prompts_file=str(prompts), max_new_tokens=2)
+        out = tmp_path / f"eval-{prompts.stem}"
+        out.mkdir()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="semsafe.evaluate"):
+            summary = evaluate(Subject("base:tiny", model, tok, contextlib.nullcontext, out), cfg, progress=False)
+        assert summary.get("prompts_not_english") == expected
+        warned = [r.getMessage() for r in caplog.records if "English" in r.getMessage()]
+        assert bool(warned) == bool(expected)
+        if expected:
+            assert "3 of 3 prompts of suite 'custom'" in warned[0] and "--judge" in warned[0]

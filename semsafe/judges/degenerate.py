@@ -191,6 +191,14 @@ def known_word_share(words: list[str]) -> float:
     return sum(w in vocab for w in words) / max(1, len(words))
 
 
+def reads_as_english(text: str) -> bool | None:
+    """Whether ``text`` looks English: at least 45% of its words are English words the encoder
+    knows whole (English prompts: 0.5 and up for 99.9% of 2,052 the project reads; unaccented
+    prose in twelve other languages, written for tests: 0.0-0.47). None for under three words."""
+    words = _WORD.findall((text or "").lower())
+    return None if len(words) < 3 else known_word_share(words) >= 0.45
+
+
 def is_degenerate(text: str) -> bool:
     return degenerate_reason(text) is not None
 
