@@ -221,7 +221,7 @@ def test_numbers_and_prose_in_other_languages_are_not_degenerate():
     assert degenerate_reason("+ = + = + =") == "no words"
     assert degenerate_reason("0 0 0 0 0 0 0 0 0 0 0 0") == "one word repeated"
     assert degenerate_reason("12 34 56 12 34 56 12 34 56 12 34 56") == "repeats a phrase"
-    # the 1,589 answers the harm judge trains on (pyrit's human-scored ones, up to 2,411 words,
+    # the 1,589 answers the harm judge trains on (pyrit's human-scored ones, up to 2,452 words,
     # and the project's): people's and the project's answers; v4 called 9 of them degenerate
     _, harmful_side, _ = pyrit_harm_rows()
     _, harmless_side, _ = harmless_rows()

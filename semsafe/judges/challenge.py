@@ -113,7 +113,7 @@ def short_answer_report(harm=None, refusal=None) -> dict:
 def people_answers_report() -> dict:
     """How many answers people wrote (pyrit's human-scored ones) and the project's harmless
     answers the degenerate rules call degenerate: none of them is, so each one called so is a
-    false alarm (degenerate-v4 called 9 of them degenerate, a 2,411-word answer among them)."""
+    false alarm (degenerate-v4 called 9 of them degenerate, a 2,400-word answer among them)."""
     from collections import Counter
 
     from .degenerate import degenerate_reason

@@ -148,7 +148,7 @@ def degenerate_reason(text: str, prompt: str | None = None) -> str | None:
 def distinct_share(items: list, window: int = 50) -> float:
     """The share of distinct items, averaged over every run of ``window`` consecutive items
     (the whole list when shorter). A plain distinct share falls with length whatever the text
-    (v4 called a 2,411-word answer of pyrit's "few distinct words": 0.20); averaged over
+    (v4 called a 2,400-word answer of pyrit's "few distinct words": 0.20); averaged over
     windows it does not, and a loop stays low."""
     if len(items) <= window:
         return len(set(items)) / max(1, len(items))
