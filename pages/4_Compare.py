@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from semsafe.compare import (answer_text, compare_table, row_verdict, eval_args_matching, find_eval_dir, has_matching_base, metric_bars,
+from semsafe.compare import (answer_text, caveats, compare_table, row_verdict, eval_args_matching, find_eval_dir, has_matching_base, metric_bars,
                              readable_table, responses_side_by_side, tradeoff_figure, word_diff_html, write_html)
 from semsafe.errors import SemsafeError
 from semsafe.evaluate import SUITES
@@ -107,6 +107,8 @@ def comparison(picked: list[str]) -> None:
     except SemsafeError as err:
         st.error(str(err))
         return
+    for note in caveats(picked):
+        st.warning(note)
     st.caption("Each value: mean [95% interval: Wilson for rates, bootstrap for means]. Δ: paired "
                "change from the first subject on the same prompts [paired bootstrap 95% interval]; "
                "'effect' only where that interval excludes 0 (for rates also McNemar's exact p < 0.05).")

@@ -149,6 +149,23 @@ def setting_differences(loaded: list[tuple[str, dict]]) -> list[str]:
     return problems
 
 
+def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
+    """What a reader must know before trusting the verdicts of these evaluations: suites whose
+    prompts the built-in (English) judges cannot read (``prompts_not_english``)."""
+    notes = []
+    for label, summary in loaded:
+        for suite, n in (summary.get("prompts_not_english") or {}).items():
+            total = (summary.get("prompts", {}).get(suite) or {}).get("n", "?")
+            notes.append(f"{label}: {n} of {total} prompts of suite {suite!r} do not read as English; the "
+                         "built-in refusal and harm judges read English only, so its verdicts there are not "
+                         "meaningful (evaluate with a multilingual --judge)")
+    return notes
+
+
+def caveats(refs: list[str]) -> list[str]:
+    return judge_caveats(_summaries(refs))
+
+
 def check_comparable(loaded: list[tuple[str, dict]]) -> None:
     problems = setting_differences(loaded)
     if problems:
@@ -452,6 +469,7 @@ def write_html(table: pd.DataFrame, refs: list[str], out) -> None:
             shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
     readable = readable_table(table, refs)
     answers = "".join(answers_html(refs, suite) for suite in ("harmful", "overalign"))
+    notes = "".join(f"<p><b>Caution:</b> {html.escape(note)}</p>" for note in caveats(refs))
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>semsafe comparison</title>"
             f"<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}"
             f"td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}}"
@@ -460,6 +478,6 @@ def write_html(table: pd.DataFrame, refs: list[str], out) -> None:
             f"<p>Values: mean [95% interval: Wilson for rates, bootstrap for means]. Δ: paired change from "
             f"the first subject on the same prompts [paired bootstrap 95% interval]; 'effect' only where "
             f"the interval excludes 0 (rates: also McNemar's exact p &lt; 0.05).</p>"
-            f"{readable.to_html(index=False, escape=True)}{body}{answers}"
+            f"{notes}{readable.to_html(index=False, escape=True)}{body}{answers}"
             f"<h2>All numbers</h2>{shown.to_html(index=False, escape=True)}</body></html>")
     atomic_write_text(out, page)

@@ -310,6 +310,7 @@ def test_prompts_in_another_language_are_flagged_for_the_english_judges(tiny, tm
     import json as _json
     import logging
 
+    from semsafe.compare import caveats
     from semsafe.judges.degenerate import reads_as_english
 
     model, tok = tiny
@@ -334,3 +335,8 @@ def test_prompts_in_another_language_are_flagged_for_the_english_judges(tiny, tm
         assert bool(warned) == bool(expected)
         if expected:
             assert "3 of 3 prompts of suite 'custom'" in warned[0] and "--judge" in warned[0]
+        # the Compare page and the HTML report say it beside the numbers
+        notes = caveats([str(out)])
+        assert len(notes) == (1 if expected else 0)
+        if expected:
+            assert "3 of 3 prompts of suite 'custom' do not read as English" in notes[0]
