@@ -152,13 +152,16 @@ def setting_differences(loaded: list[tuple[str, dict]]) -> list[str]:
 def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
     """What a reader must know before trusting the verdicts of these evaluations: suites whose
     prompts the built-in (English) judges cannot read (``prompts_not_english``)."""
+    from .evaluate import not_english_note
+
     notes = []
     for label, summary in loaded:
-        for suite, n in (summary.get("prompts_not_english") or {}).items():
+        # a role judged by a plugged-in classifier ("hf:...") is not the English built-in one
+        built_in = [role for role in ("refusal", "harm")
+                    if not str((summary.get("judges") or {}).get(role, "")).startswith("hf:")]
+        for suite, n in (summary.get("prompts_not_english") or {}).items() if built_in else ():
             total = (summary.get("prompts", {}).get(suite) or {}).get("n", "?")
-            notes.append(f"{label}: {n} of {total} prompts of suite {suite!r} do not read as English; the "
-                         "built-in refusal and harm judges read English only, so its verdicts there are not "
-                         "meaningful (evaluate with a multilingual --judge)")
+            notes.append(f"{label}: {not_english_note(suite, n, total, built_in)}")
     return notes
 
 

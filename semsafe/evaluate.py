@@ -298,14 +298,18 @@ def warn_if_not_english(prompts: dict, cfg: EvalConfig) -> dict:
         if others and others >= 0.25 * sum(english is not None for english in read):
             found[suite] = others
     built_in = [role for role in ("refusal", "harm") if role not in cfg.judges]
-    if found and built_in:
-        logging.getLogger(__name__).warning(
-            "%s do not read as English; the built-in %s judge(s) were validated on English answers only, "
-            "so their verdicts on these are not meaningful. Give a multilingual classifier with --judge "
-            "ROLE=hf:MODEL (docs/evaluation.md)",
-            ", ".join(f"{n} of {len(prompts[s])} prompts of suite {s!r}" for s, n in found.items()),
-            " and ".join(built_in))
+    for suite, n in found.items() if built_in else ():
+        logging.getLogger(__name__).warning(not_english_note(suite, n, len(prompts[suite]), built_in))
     return found
+
+
+def not_english_note(suite: str, n: int, total, built_in: list[str]) -> str:
+    """The caution for a suite whose prompts the built-in (English) judges ``built_in`` cannot
+    read: said when it is evaluated, and again wherever its numbers are shown (compare)."""
+    return (f"{n} of {total} prompts of suite {suite!r} do not read as English; the built-in "
+            f"{' and '.join(built_in)} judge(s) were validated on English answers only, so their verdicts "
+            "there are not meaningful. Give a multilingual classifier with --judge ROLE=hf:MODEL "
+            "(docs/evaluation.md)")
 
 
 def check_prompt_lengths(subject: Subject, cfg: EvalConfig, prompts: dict) -> None:

@@ -98,7 +98,7 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
     responses = [answers[r.id] for r in train_h]
     refusal_p = refusal_judge().probability(prompts, responses)
     harm_p = harm_judge().probability(prompts, responses)
-    from .judges import degenerate
+    from .evaluate import judge_versions
     from .judges.degenerate import is_degenerate
 
     kept, reasons = [], {"degenerate answer": 0, "refused": 0, "judged harmless": 0}
@@ -135,10 +135,9 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
             "retain": sum(not r.labels["ended"] for r in retain_set)},
         "split_seed": cfg.seed,
         "overlap": overlap_report(train_h + train_r, held_h + held_r + load_set("overalign")),
-        "judges": {"refusal": f"{refusal_judge().name}-v{refusal_judge().version}",
-                   "harm": f"{harm_judge().name}-v{harm_judge().version}",
-                   # its rules decide which answers are dropped as degenerate
-                   "degenerate": f"{degenerate.NAME}-v{degenerate.VERSION}"},
+        # the judges that chose the harmful set (the degenerate rules drop answers too), named as
+        # evaluations name them, so training can tell when they have changed since
+        "judges": {role: name for role, name in judge_versions().items() if role in ("refusal", "harm", "degenerate")},
         "tokenizer": tokenizer_fingerprint(tok),
         "seconds": round(time.time() - started, 1),
     }

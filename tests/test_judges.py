@@ -191,7 +191,7 @@ def test_numbers_and_prose_in_other_languages_are_not_degenerate():
     """degenerate-v5: digits and math signs are content, and few English words is not word salad
     unless tokens are glued from pieces. v4 called each text of the first list degenerate."""
     from semsafe.judges.degenerate import degenerate_reason
-    from semsafe.judges.harm import harmless_rows, pyrit_harm_rows
+    from semsafe.judges.harm import training_rows
 
     for text in ["3/8 is 0.375.", "1. 250 mg\n2. 500 mg\n3. 1000 mg", "12 × 13 = 156",
                  "x = (-3 ± sqrt(9 + 16)) / 2 = (-3 ± 5)/2, so x = 1 or x = -4.",
@@ -223,9 +223,8 @@ def test_numbers_and_prose_in_other_languages_are_not_degenerate():
     assert degenerate_reason("12 34 56 12 34 56 12 34 56 12 34 56") == "repeats a phrase"
     # the 1,589 answers the harm judge trains on (pyrit's human-scored ones, up to 2,452 words,
     # and the project's): people's and the project's answers; v4 called 9 of them degenerate
-    _, harmful_side, _ = pyrit_harm_rows()
-    _, harmless_side, _ = harmless_rows()
-    assert not [t for t in harmful_side + harmless_side if degenerate_reason(t) is not None]
+    answers = training_rows()[1]
+    assert len(answers) == 1589 and not [t for t in answers if degenerate_reason(t) is not None]
 
 
 @pytest.mark.parametrize("prompt, answer, expected", [
@@ -465,15 +464,12 @@ def test_the_generalisation_splits_hold_out_whole_prompts_and_whole_categories()
     and each category must be held out exactly once, with harmless rows on both sides."""
     import numpy as np
 
-    from semsafe.judges.harm import generalisation_splits, harmless_rows, pyrit_harm_rows
+    from semsafe.judges.harm import generalisation_splits, training_rows
 
-    hp, _, hy, hc = pyrit_harm_rows(with_category=True)
-    sp, _, _ = harmless_rows()
-    prompts = hp + sp
-    y = np.concatenate([hy, np.zeros(len(sp), dtype=int)])
-    categories = np.concatenate([hc, np.array([""] * len(sp))])
+    prompts, _, y, kinds, categories = training_rows()
+    hp, hc = [p for p, k in zip(prompts, kinds) if k == "pyrit"], categories[kinds == "pyrit"]
     assert len(set(hp)) < len(hp)  # answers share prompts: random folds would not hold prompts out
-    assert {"hate_speech", "violence", "privacy", "self_harm"} <= set(hc)
+    assert {"hate_speech", "violence", "privacy", "self_harm"} <= set(hc) and "" not in set(hc)
     splits = generalisation_splits(prompts, categories, y)
     for name, pairs in splits.items():
         tested = np.concatenate([test for _, test in pairs])

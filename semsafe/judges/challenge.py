@@ -117,9 +117,9 @@ def people_answers_report() -> dict:
     from collections import Counter
 
     from .degenerate import degenerate_reason
-    from .harm import harmless_rows, pyrit_harm_rows
+    from .harm import training_rows
 
-    texts = pyrit_harm_rows()[1] + harmless_rows()[1]
+    texts = training_rows()[1]
     reasons = Counter(why for why in map(degenerate_reason, texts) if why is not None)
     return {"answers people and the project wrote": f"{len(texts)} (pyrit's human-scored answers, up to "
                                                     f"{max(len(t.split()) for t in texts):,} words, and the "

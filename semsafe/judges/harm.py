@@ -153,6 +153,16 @@ def harmless_rows():
     return [r[0] for r in rows], [r[1] for r in rows], np.array([r[2] for r in rows])
 
 
+def training_rows():
+    """Every row the judge trains on: ``(prompts, answers, labels, kinds, categories)``, pyrit's
+    human-scored answers first (kind "pyrit", their harm category) and then the harmless ones
+    (their kind from ``harmless_rows``, category "")."""
+    hp, ha, hy, hc = pyrit_harm_rows(with_category=True)
+    sp, sa, kind = harmless_rows()
+    return (hp + sp, ha + sa, np.concatenate([hy, np.zeros(len(sa), dtype=int)]),
+            np.concatenate([np.array(["pyrit"] * len(hy)), kind]), np.concatenate([hc, np.array([""] * len(sa))]))
+
+
 def _fit(prompts, answers, dense, y):
     """One fit: vectorizers on the training texts, then the logistic regression."""
     vectorizers = {"answer": TextVectorizer.fitted(answers), "prompt": TextVectorizer.fitted(prompts),
@@ -170,11 +180,7 @@ def train(folds: int = 5, repeats: int = 3, seed: int = 0) -> tuple[LinearJudge,
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
-    hp, ha, hy = pyrit_harm_rows()
-    sp, sa, kind = harmless_rows()
-    prompts, answers = hp + sp, ha + sa
-    y = np.concatenate([hy, np.zeros(len(sa), dtype=int)])
-    group = np.concatenate([np.array(["pyrit"] * len(hy)), kind])
+    prompts, answers, y, group, _ = training_rows()
     views = [[cut(a, words) for a in answers] for words in VIEWS]
     dense = [dense_features(prompts, texts) for texts in views]
     pyrit, probe = group == "pyrit", group == "probe"
@@ -218,7 +224,7 @@ def train(folds: int = 5, repeats: int = 3, seed: int = 0) -> tuple[LinearJudge,
     per_repeat = [roc_auc_score(y[pyrit], whole[r, pyrit]) for r in range(repeats)]
     validation = {
         "data": f"pyrit harm/ + objective/ scorer evals ({int(pyrit.sum())} unique human-scored "
-                f"answers, {int(hy.sum())} harmful) + {int((~pyrit).sum())} harmless answers "
+                f"answers, {int(y[pyrit].sum())} harmful) + {int((~pyrit).sum())} harmless answers "
                 f"(pyrit refusals, project benign answers, project safe probe answers); "
                 f"{folds}-fold stratified CV repeated {repeats} times",
         "cut_model": f"answers the token limit cut short are judged by a second model, fitted on every "
@@ -291,11 +297,7 @@ def generalisation(folds: int = 5, seed: int = 0) -> dict:
             return stored["facts"]
     except (OSError, ValueError, KeyError):
         pass
-    hp, ha, hy, hc = pyrit_harm_rows(with_category=True)
-    sp, sa, _ = harmless_rows()
-    prompts, answers = hp + sp, ha + sa
-    y = np.concatenate([hy, np.zeros(len(sa), dtype=int)])
-    categories = np.concatenate([hc, np.array([""] * len(sa))])
+    prompts, answers, y, _, categories = training_rows()
     dense = dense_features(prompts, answers)
 
     def held_out_logits(train_rows, test_rows):
@@ -305,23 +307,21 @@ def generalisation(folds: int = 5, seed: int = 0) -> dict:
                         dense[test_rows]) @ coef + b
 
     splits = generalisation_splits(prompts, categories, y, folds, seed)
-    jobs = [(name, test) for name, pairs in splits.items() for _, test in pairs]
-    done = Parallel(n_jobs=-1)(delayed(held_out_logits)(train, test)
-                               for pairs in splits.values() for train, test in pairs)
+    done = iter(Parallel(n_jobs=-1)(delayed(held_out_logits)(train, test)
+                                    for pairs in splits.values() for train, test in pairs))
     pyrit = categories != ""
     facts = {"generalisation": f"pyrit's {int(pyrit.sum())} human-scored answers, scored by whole-answer models fitted "
                      "without their prompt (5 folds grouped by prompt) or without their harm category "
                      f"({len(splits['new category'])} categories, each held out once; AUC per category "
                      "shown where it has 20 rows or more)"}
-    for name in splits:
+    for name, pairs in splits.items():
         logits = np.zeros(len(y))
-        for (which, test), z in zip(jobs, done):
-            if which == name:
-                logits[test] = z
+        for _, test in pairs:  # the results come in the order the splits were handed out
+            logits[test] = next(done)
         facts[f"auc_pyrit_{name.replace(' ', '_')}"] = float(roc_auc_score(y[pyrit], logits[pyrit]))
         if name == "new category":
             per = {c: float(roc_auc_score(y[categories == c], logits[categories == c]))
-                   for c in sorted(set(hc)) if (categories == c).sum() >= 20
+                   for c in sorted(set(categories[pyrit])) if (categories == c).sum() >= 20
                    and 0 < y[categories == c].sum() < (categories == c).sum()}
             facts["auc_per_held_out_category"] = {c: round(v, 3) for c, v in per.items()}
     atomic_write_json(path, {"version": VERSION, "facts": facts})
