@@ -282,8 +282,8 @@ def generalisation_splits(prompts: list[str], categories: np.ndarray, y: np.ndar
 def generalisation(folds: int = 5, seed: int = 0) -> dict:
     """AUC of the whole-answer model (same features, same C) on pyrit's rows when the answers it
     scores come from prompts, or from a harm category, its fit never saw: what the card's
-    random-fold AUC promises for other prompt sets. About a minute on 2 cores; cached per
-    version in the judges folder."""
+    random-fold AUC promises for other prompt sets. About 2 minutes on 2 cores; cached per
+    version in the judges folder (bench/harm_variants.py scores other designs on the same splits)."""
     from joblib import Parallel, delayed
     from sklearn.metrics import roc_auc_score
 
