@@ -341,11 +341,9 @@ def answer_judges(cfg: EvalConfig) -> dict:
 
 def judge_versions(cfg: EvalConfig | None = None) -> dict:
     """Name and version of every judge, as recorded in each row and in the summary."""
-    from .judges import degenerate, fluency, harm, refusal, toxicity
+    from .judges import builtin_versions
 
-    out = {"refusal": f"{refusal.NAME}-v{refusal.VERSION}", "harm": f"{harm.NAME}-v{harm.VERSION}",
-           "toxicity": f"{toxicity.NAME}-{toxicity.VERSION}", "fluency": f"{fluency.NAME}-v{fluency.VERSION}",
-           "degenerate": f"{degenerate.NAME}-v{degenerate.VERSION}"}
+    out = builtin_versions()
     for role, spec in ((cfg.judges if cfg else None) or {}).items():
         out[role] = spec  # the model; its revision is in each row (judge_<role>_version)
     return out

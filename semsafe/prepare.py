@@ -98,7 +98,7 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
     responses = [answers[r.id] for r in train_h]
     refusal_p = refusal_judge().probability(prompts, responses)
     harm_p = harm_judge().probability(prompts, responses)
-    from .evaluate import judge_versions
+    from .judges import builtin_versions
     from .judges.degenerate import is_degenerate
 
     kept, reasons = [], {"degenerate answer": 0, "refused": 0, "judged harmless": 0}
@@ -136,8 +136,8 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
         "split_seed": cfg.seed,
         "overlap": overlap_report(train_h + train_r, held_h + held_r + load_set("overalign")),
         # the judges that chose the harmful set (the degenerate rules drop answers too), named as
-        # evaluations name them, so training can tell when they have changed since
-        "judges": {role: name for role, name in judge_versions().items() if role in ("refusal", "harm", "degenerate")},
+        # evaluations name them (evaluate.judge_versions), so training can tell when they changed
+        "judges": {role: name for role, name in builtin_versions().items() if role in ("refusal", "harm", "degenerate")},
         "tokenizer": tokenizer_fingerprint(tok),
         "seconds": round(time.time() - started, 1),
     }
