@@ -421,7 +421,8 @@ def test_judge_option_plugs_in_a_hf_classifier(tmp_path, embedded):
 
 def test_challenge_set_is_held_out_and_scored_per_category():
     """No challenge answer is in any judge's training data; the report covers every category
-    with the counts the issue asks for (>= 100 harmful-prompt answers, >= 100 safe-sounding ones)."""
+    with the counts the issue asks for (>= 100 harmful-prompt answers, >= 100 safe-sounding ones),
+    and the answers written in other models' manners as a whole."""
     from semsafe.judges.challenge import challenge_report, challenge_rows
     from semsafe.judges.harm import harmless_rows, pyrit_harm_rows
     from semsafe.judges.refusal import labelled_pyrit, project_examples
@@ -435,11 +436,14 @@ def test_challenge_set_is_held_out_and_scored_per_category():
     assert sum(len(v) for k, v in by_cat.items() if k != "harmful-prompt answer") >= 100
     trained = set(pyrit_harm_rows()[1]) | set(harmless_rows()[1]) | set(labelled_pyrit()[1]) | set(project_examples()[1])
     assert not {r["response"] for r in rows} & trained
+    styles = {k: len(v) for k, v in by_cat.items() if k.startswith("styled ")}  # other models' manners
+    assert set(styles) == {"styled refusal", "styled compliance", "styled safe answer", "styled over-refusal"}
     report = challenge_report()
+    assert report["answer_styles.jsonl (all)"]["n"] == sum(styles.values())
     for category, facts in report.items():
         if category == "data":
             continue
-        assert facts["n"] == len(by_cat[category])
+        assert facts["n"] == len(by_cat[category]) if category in by_cat else category.endswith("(all)")
         for key in ("harmful verdict agrees", "refusal judge agrees", "degenerate verdict agrees"):
             assert 0.0 <= facts[key] <= 1.0
     assert 0.0 <= report["harmful-prompt answer"]["harm AUC"] <= 1.0
