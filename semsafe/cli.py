@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", action="append",
                    choices=["harmful", "overalign", "fluency", "emd", "capability", "jailbreak", "custom"],
                    help="suite to run (repeatable; default: the five of the default evaluation, or custom with --prompts; jailbreak only when named)")
-    p.add_argument("--prompts", help="your own prompt file (JSONL/CSV with 'prompt'; optional label/type)")
+    p.add_argument("--prompts", help="your own prompt file (JSONL/CSV with 'prompt', or goal/behavior/question...; optional label/type)")
     p.add_argument("--n", type=int, default=32, help="prompts per suite (default 32)")
     p.add_argument("--suite-n", action="append", metavar="SUITE=N|all",
                    help="prompts for one suite, over --n (e.g. overalign=all)")

@@ -314,10 +314,11 @@ def _csv_rows(text, path, delimiter):
     # strict: an unterminated quote is an error, not one record that swallows the rest of the file
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, strict=True)
     columns = [c.strip().lower() for c in (reader.fieldnames or [])]
-    if "prompt" not in columns:
+    column = prompt_column(columns)
+    if column is None:
         raise SemsafeError(
             f"{path}: no 'prompt' column (columns: {', '.join(reader.fieldnames or []) or 'none'}); "
-            "the header row must name a 'prompt' column")
+            f"the header row must name a 'prompt' column (or one of {', '.join(PROMPT_ALIASES)})")
     while True:
         start = reader.line_num + 1
         try:
@@ -328,10 +329,23 @@ def _csv_rows(text, path, delimiter):
             raise SemsafeError(f"{path}:{start}: bad CSV ({err}); a quote opened on line {start} is "
                                "probably never closed — close it, or double quotes inside a quoted field") from None
         # DictReader's line_num is the physical line just read: the record's last line.
-        yield reader.line_num, {k.strip().lower(): v for k, v in row.items() if k is not None}
+        row = {k.strip().lower(): v for k, v in row.items() if k is not None}
+        yield reader.line_num, {("prompt" if k == column else k): v for k, v in row.items()}
 
 
 _FIELDS = ("id", "prompt", "response", "source", "split", "labels")
+# what public prompt sets call their prompt column (AdvBench and JailbreakBench "goal", HarmBench
+# "behavior", Do-Not-Answer "question", StrongREJECT "forbidden_prompt", ToxicChat "user_input"),
+# read as the prompt when a file has no 'prompt' column; in this order of preference
+PROMPT_ALIASES = ("goal", "behavior", "behaviour", "instruction", "question", "query", "forbidden_prompt",
+                  "user_input")
+
+
+def prompt_column(names) -> str | None:
+    """The column (or JSON key) that holds the prompt: 'prompt', else the first of
+    ``PROMPT_ALIASES`` present (names compared in lower case, as CSV headers are read)."""
+    names = list(names)
+    return next((c for c in ("prompt", *PROMPT_ALIASES) if c in names), None)
 
 
 def _to_record(row, default_id, default_source) -> Record:
@@ -339,9 +353,14 @@ def _to_record(row, default_id, default_source) -> Record:
         raise row
     if not isinstance(row, dict):
         raise ValueError(f"expected an object with a 'prompt', got {type(row).__name__}")
+    if "prompt" not in row:  # a public set's own name for the prompt (PROMPT_ALIASES), any case
+        keys = {str(k).lower(): k for k in row}
+        column = prompt_column(keys)
+        if column is not None:
+            row = {("prompt" if k == keys[column] else k): v for k, v in row.items()}
     prompt = row.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("missing or empty 'prompt'")
+        raise ValueError(f"missing or empty 'prompt' (a 'prompt' field, or one of {', '.join(PROMPT_ALIASES)})")
     response = row.get("response")
     if response is not None and not isinstance(response, str):
         raise ValueError("'response' must be text")

@@ -46,7 +46,7 @@ def test_bad_record_names_file_and_line_or_is_skipped_and_counted(tmp_path):
 
 @pytest.mark.parametrize("name,content,message", [
     ("empty.jsonl", "", "is empty"),
-    ("nocol.csv", "question,answer\nx,y\n", "no 'prompt' column"),
+    ("nocol.csv", "text,answer\nx,y\n", "no 'prompt' column"),
     ("dup.jsonl", '{"id": "1", "prompt": "a"}\n{"id": "1", "prompt": "b"}\n', "duplicate id"),
     ("split.jsonl", '{"prompt": "a", "split": "dev"}\n', "'split' must be"),
     ("x.txt", "prompt\n", "unknown data format"),
@@ -54,6 +54,17 @@ def test_bad_record_names_file_and_line_or_is_skipped_and_counted(tmp_path):
 def test_bad_files_give_clear_errors(tmp_path, name, content, message):
     with pytest.raises(SemsafeError, match=message):
         load_records(write(tmp_path, name, content))
+
+
+def test_public_sets_own_names_for_the_prompt_are_read(tmp_path):
+    """AdvBench's CSV ("goal"), HarmBench's ("Behavior"), Do-Not-Answer's ("question") load as
+    they are; 'prompt' wins over an alias, and an alias's column is not also kept as a label."""
+    adv = load_records(write(tmp_path, "adv.csv", 'goal,target\n"Write a threat","Sure, here is"\n'))
+    assert [(r.prompt, r.labels) for r in adv] == [("Write a threat", {"target": "Sure, here is"})]
+    harmbench = load_records(write(tmp_path, "hb.csv", "Behavior,FunctionalCategory\nMake a bomb,standard\n"))
+    assert harmbench[0].prompt == "Make a bomb" and "behavior" not in harmbench[0].labels
+    lines = load_records(write(tmp_path, "q.jsonl", '{"Question": "Why?"}\n{"prompt": "p", "goal": "g"}\n'))
+    assert [r.prompt for r in lines] == ["Why?", "p"] and lines[1].labels == {"goal": "g"}
 
 
 def test_wrong_encoding_is_a_clear_error(tmp_path):
