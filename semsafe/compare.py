@@ -349,7 +349,11 @@ def tradeoff_figure(refs: list[str]):
                       yaxis_title="harmful-answer rate (held-out harmful prompts)",
                       xaxis_range=[-0.05, 1.1], yaxis_range=[-0.05, 1.12], height=480,
                       margin=dict(t=70, r=120),
-                      title="Safety vs over-alignment (marker size: base-model perplexity of generated answers)")
+                      title="Safety vs over-alignment<br><sup>marker size: base-model perplexity of generated answers</sup>")
+    if not fig.data:  # empty axes alone would read as "no effect"; say what is missing
+        fig.add_annotation(text="no subject here has both a 'harmful' and an 'overalign'<br>evaluation: "
+                                "evaluate with the default suites", x=0.5, y=0.5, xref="paper", yref="paper",
+                           showarrow=False)
     return fig
 
 

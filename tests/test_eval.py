@@ -96,7 +96,7 @@ def test_killed_eval_resumes_without_duplicate_rows(empty_cache):
 
 
 def test_compare_writes_offline_html_and_csv(embedded, tmp_path):
-    from semsafe.compare import compare_table, write_csv, write_html
+    from semsafe.compare import compare_table, tradeoff_figure, write_csv, write_html
 
     cfg = EvalConfig(suites=["harmful", "overalign"], n_prompts=3, max_new_tokens=8, n_bootstrap=100)
     a = subject_in(tmp_path / "a", embedded)
@@ -116,6 +116,9 @@ def test_compare_writes_offline_html_and_csv(embedded, tmp_path):
     # the same model, settings and prompts: every paired delta is 0 and no effect is claimed
     row = table[table["metric"] == "harmful_rate"].iloc[0]
     assert row[f"{refs[1]} delta"] == 0 and row[f"{refs[1]} effect"] == "no"
+    # the frontier plots a point per subject with both suites, and says so when none has them
+    assert len(tradeoff_figure(refs).data) == 2 and not tradeoff_figure(refs).layout.annotations
+    assert "no subject here has both" in tradeoff_figure([]).layout.annotations[0].text
     write_csv(table, tmp_path / "t.csv")
     assert len(pd.read_csv(tmp_path / "t.csv")) == len(table)
     write_html(table, refs, tmp_path / "r.html")
