@@ -189,8 +189,11 @@ def _eval(args) -> int:
             raise
         if job:
             job.write_status(state="done", message=f"finished: {subject.out_dir}", out=str(subject.out_dir))
+    from .stats import interval_text
+
+    # every number with its 95% interval (Wilson for rates, bootstrap for means); summary.json has them all
     print(json.dumps({"subject": summary["subject"], "out": str(subject.out_dir),
-                      "suites": {s: {k: v["mean"] for k, v in m.items()} for s, m in summary["suites"].items()}},
+                      "suites": {s: {k: interval_text(v) for k, v in m.items()} for s, m in summary["suites"].items()}},
                      indent=1))
     return 0
 

@@ -40,6 +40,16 @@ def wilson(values) -> dict:
             "interval": "wilson"}
 
 
+def interval_text(estimate: dict) -> str:
+    """``"0.250 [0.102, 0.495] (5/20)"``: an estimate as ``wilson`` or ``bootstrap`` returns it,
+    its 95% interval, and for a rate how many of how many."""
+    mean, low, high = estimate.get("mean"), estimate.get("low"), estimate.get("high")
+    if mean is None:
+        return "no data"
+    text = f"{mean:.3f}" if low is None else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+    return text + (f" ({estimate['k']}/{estimate['n']})" if "k" in estimate else "")
+
+
 def bootstrap(values, n_resamples: int = 1000, seed: int = 0) -> dict:
     """Mean with a percentile bootstrap interval (for continuous values)."""
     v = _finite(values)

@@ -91,3 +91,15 @@ def test_missing_values_drop_only_their_own_pairs():
     assert seeded_paired_delta(np.empty((0, 0)), np.empty((0, 0)))["delta"] is None
     with pytest.raises(ValueError, match="seeds x prompts"):
         seeded_paired_delta([1.0, 2.0], [1.0, 2.0])
+
+
+def test_interval_text_gives_every_number_its_interval():
+    """`semsafe eval` prints each metric this way: a rate with its Wilson interval and k/n, a
+    mean with its bootstrap interval, and says so when a suite had no data for it."""
+    from semsafe.stats import interval_text
+
+    rate = wilson([1, 0, 0, 0])
+    assert interval_text(rate) == f"0.250 [{rate['low']:.3f}, {rate['high']:.3f}] (1/4)"
+    mean = bootstrap([1.0, 2.0, 3.0], n_resamples=200)
+    assert interval_text(mean).startswith("2.000 [") and "/" not in interval_text(mean)
+    assert interval_text(wilson([])) == "no data"
