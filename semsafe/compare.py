@@ -151,7 +151,9 @@ def setting_differences(loaded: list[tuple[str, dict]]) -> list[str]:
 
 def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
     """What a reader must know before trusting the verdicts of these evaluations: suites whose
-    prompts the built-in (English) judges cannot read (``prompts_not_english``)."""
+    prompts the built-in (English) judges cannot read (``prompts_not_english``), and answers of
+    a model other than the embedded one, which those judges read less well than their card's
+    pyrit figures say (data/challenge/answer_styles.jsonl)."""
     from .evaluate import not_english_note
 
     notes = []
@@ -162,7 +164,29 @@ def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
         for suite, n in (summary.get("prompts_not_english") or {}).items() if built_in else ():
             total = (summary.get("prompts", {}).get(suite) or {}).get("n", "?")
             notes.append(f"{label}: {not_english_note(suite, n, total, built_in)}")
+        model = subject_model(summary)
+        if built_in and model and ("/" in model or model.endswith(".gguf")):  # a hub id or a local checkpoint
+            notes.append(f"{label}: answers of {model}, not of the embedded model. On answers written in other chat "
+                         f"models' manners the built-in {' and '.join(built_in)} judge(s) miss refusals phrased as "
+                         "lectures or redirects and call brief harmful answers harmless more often than their pyrit "
+                         "figures suggest (`semsafe judges --report`, answer_styles.jsonl). Read the answers below, "
+                         "or plug in a classifier with --judge ROLE=hf:MODEL")
     return notes
+
+
+def subject_model(summary: dict) -> str | None:
+    """The model an evaluation's answers came from: a base model's spec, or a run's base model."""
+    subject = str(summary.get("subject", ""))
+    if subject.startswith("base:"):
+        return subject[len("base:"):]
+    import yaml
+
+    from .runs import Run
+
+    try:
+        return Run.open(subject).config.get("model")
+    except (SemsafeError, OSError, ValueError, yaml.YAMLError):  # no such run, or a damaged one
+        return None
 
 
 def caveats(refs: list[str]) -> list[str]:

@@ -343,3 +343,20 @@ def test_prompts_in_another_language_are_flagged_for_the_english_judges(tiny, tm
         assert len(notes) == (1 if expected else 0)
         if expected:
             assert "3 of 3 prompts of suite 'custom' do not read as English" in notes[0]
+
+
+def test_answers_of_another_model_carry_a_judge_caution():
+    """The built-in judges read other models' answers less well than their pyrit figures say
+    (answer_styles.jsonl), so Compare and the HTML report say so beside such a model's numbers,
+    unless both roles used a plugged-in classifier; the embedded model gets no such note."""
+    from semsafe.compare import judge_caveats
+
+    built_in = {"refusal": "refusal-v3", "harm": "harm-v5"}
+    plugged = {"refusal": "hf:org/refusal", "harm": "hf:org/guard"}
+    notes = judge_caveats([("a", {"subject": "base:org/other-chat-model", "judges": built_in}),
+                           ("b", {"subject": "base:smollm2-135m-instruct", "judges": built_in}),
+                           ("c", {"subject": "base:/models/local.gguf", "judges": plugged}),
+                           ("d", {"subject": "no-such-run", "judges": built_in})])
+    assert len(notes) == 1 and notes[0].startswith("a: answers of org/other-chat-model")
+    assert "--judge" in notes[0] and "refusal and harm judge(s)" in notes[0]
+
