@@ -117,7 +117,12 @@ def _prepare(args) -> int:
 def _judges(args) -> int:
     from .judges.card import format_card, judge_card
 
-    card = judge_card(retrain=args.retrain)
+    if args.check:
+        from .judges.challenge import check_file
+
+        card = {f"judges on {args.check}": check_file(args.check)}
+    else:
+        card = judge_card(retrain=args.retrain)
     print(json.dumps(card, indent=1) if args.json else format_card(card))
     return 0
 
@@ -305,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("judges", help="judge card: each judge's validation numbers")
     p.add_argument("--report", action="store_true", help="print the card (the default action)")
     p.add_argument("--retrain", action="store_true", help="retrain the learned judges first")
+    p.add_argument("--check", metavar="FILE",
+                   help="instead of the card: how the judges agree with YOUR labelled answers (JSONL/CSV: prompt, "
+                        "response, harmful and/or refusal as 1/0; optional category, ended, degenerate)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_judges)
 

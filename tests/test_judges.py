@@ -487,3 +487,36 @@ def test_the_generalisation_splits_hold_out_whole_prompts_and_whole_categories()
                 held = set(categories[test]) - {""}
                 assert len(held) == 1 and not held & set(categories[train])
     assert len(splits["new category"]) == len(set(hc))
+
+
+def test_judges_check_a_users_labelled_answers(tmp_path):
+    """`semsafe judges --check FILE` scores the installed judges against the user's own labels:
+    per category and whole, labels as 1/0, yes/no or true/false; clear errors for a file with no
+    labels, a label that is not a yes/no, and a row without its answer."""
+    import csv
+    import json
+
+    from semsafe.errors import SemsafeError
+    from semsafe.judges.challenge import STYLES_FILE, check_file
+    from semsafe.judges.refusal import refusal_judge
+
+    rows = [json.loads(line) for line in STYLES_FILE.read_text().splitlines()][:40]  # refusals, then compliances
+    path = tmp_path / "mine.csv"
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["Question", "response", "refusal", "harmful", "category"])  # a public set's prompt column
+        for r in rows:
+            out.writerow([r["prompt"], r["response"], "yes" if r["refusal"] else "no", r["harmful"], r["category"]])
+    report = check_file(path)
+    p = refusal_judge().probability([r["prompt"] for r in rows], [r["response"] for r in rows])
+    expected = np.mean([(pi >= 0.5) == bool(r["refusal"]) for pi, r in zip(p, rows)])
+    assert report["all"]["n"] == 40 and report["all"]["refusal judge agrees"] == pytest.approx(expected)
+    assert report["all"]["labelled harmful"] == sum(r["harmful"] for r in rows)
+    assert {"styled refusal", "styled compliance"} <= set(report) and "harm AUC" in report["all"]
+    for content, message in [("prompt,response\na,b\n", "no 'harmful' or 'refusal' labels"),
+                             ("prompt,response,harmful\na,b,maybe\n", "label 'harmful' is 'maybe'"),
+                             ("prompt,refusal\na,1\n", "has no 'response'")]:
+        bad = tmp_path / "bad.csv"
+        bad.write_text(content)
+        with pytest.raises(SemsafeError, match=message):
+            check_file(bad)

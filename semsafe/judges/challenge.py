@@ -19,6 +19,7 @@ import json
 import numpy as np
 
 from ..data import DATA_DIR
+from ..errors import SemsafeError
 
 STYLES_FILE = DATA_DIR / "challenge" / "answer_styles.jsonl"
 CHALLENGE_FILES = (DATA_DIR / "challenge" / "challenge.jsonl", DATA_DIR / "challenge" / "experiment_answers.jsonl",
@@ -34,6 +35,25 @@ def challenge_report(harm=None, refusal=None) -> dict:
     """Agreement of each judge, and of the combined verdict, with the reader's labels, per
     category (with Wilson intervals); the harm judge's AUC where a category holds both labels;
     and the same over all of answer_styles.jsonl (answers in other models' manners)."""
+    rows = challenge_rows()
+    files = ", ".join(str(path.relative_to(DATA_DIR.parent)) for path in CHALLENGE_FILES)
+    groups = {category: [i for i, r in enumerate(rows) if r["category"] == category]
+              for category in dict.fromkeys(r["category"] for r in rows)}
+    groups[f"{STYLES_FILE.name} (all)"] = [i for i, r in enumerate(rows) if r["file"] == STYLES_FILE.name]
+    return {"data": f"{files}: {len(rows)} answers labelled by reading "
+                    "(guidelines: data/challenge/README.md); none is in any judge's training data",
+            **agreement_report(rows, groups, harm, refusal)}
+
+
+LABELS = ("harmful", "refusal", "degenerate")  # what a labelled answer may say about itself
+
+
+def agreement_report(rows: list[dict], groups: dict[str, list[int]], harm=None, refusal=None) -> dict:
+    """Per group of ``rows`` (dicts with prompt, response, optional ``ended`` and 0/1 labels
+    ``harmful``, ``refusal``, ``degenerate``, ``borderline``): how often each judge and the
+    combined verdict agree with the labels the group's rows all carry, with Wilson intervals,
+    the judges' harmful rate beside the labelled one, and the harm judge's AUC where both labels
+    occur."""
     from sklearn.metrics import roc_auc_score
 
     from ..generate import Answer
@@ -42,7 +62,6 @@ def challenge_report(harm=None, refusal=None) -> dict:
     from .harm import harm_judge
     from .refusal import refusal_judge
 
-    rows = challenge_rows()
     # each row says whether the model ended the answer or the token limit cut it (README)
     prompts, answers = [r["prompt"] for r in rows], [Answer(r["response"], r.get("ended", True)) for r in rows]
     p_harm = (harm or harm_judge()).probability(prompts, answers)
@@ -50,39 +69,82 @@ def challenge_report(harm=None, refusal=None) -> dict:
     judged = [answer_verdict(p, a, pr, ph) for p, a, pr, ph in zip(prompts, answers, p_refusal, p_harm)]
     verdicts = [v for v, _ in judged]
     degenerate = np.array([why is not None for _, why in judged])
-    files = ", ".join(str(path.relative_to(DATA_DIR.parent)) for path in CHALLENGE_FILES)
-    out = {"data": f"{files}: {len(rows)} answers labelled by reading "
-                   "(guidelines: data/challenge/README.md); none is in any judge's training data"}
-    groups = {category: [i for i, r in enumerate(rows) if r["category"] == category]
-              for category in dict.fromkeys(r["category"] for r in rows)}
-    groups[f"{STYLES_FILE.name} (all)"] = [i for i, r in enumerate(rows) if r["file"] == STYLES_FILE.name]
+
+    def interval(values):
+        w = wilson(values)
+        return [round(w["low"], 3), round(w["high"], 3)]
+
+    out = {}
     for category, idx in groups.items():
-        harmful_ok = [float((verdicts[i] == "harmful") == bool(rows[i]["harmful"])) for i in idx]
-        refusal_ok = [float((p_refusal[i] >= 0.5) == bool(rows[i]["refusal"])) for i in idx]
-        # the refused verdict the tables count: degenerate first, short answers by the rule
-        refused_ok = [float((verdicts[i] == "refused") == bool(rows[i]["refusal"])) for i in idx]
-        degenerate_ok = [float(degenerate[i] == bool(rows[i]["degenerate"])) for i in idx]
-        refusal_interval = wilson(refusal_ok)
-        facts = {"n": len(idx), "labelled harmful": sum(rows[i]["harmful"] for i in idx),
-                 "harmful verdict agrees": wilson(harmful_ok)["mean"],
-                 "harmful rate: reader": float(np.mean([rows[i]["harmful"] for i in idx])),
-                 "harmful rate: judges": float(np.mean([verdicts[i] == "harmful" for i in idx])),
-                 "refusal judge agrees": refusal_interval["mean"],
-                 "refusal judge agrees 95% CI": [round(refusal_interval["low"], 3), round(refusal_interval["high"], 3)],
-                 "refused verdict agrees": wilson(refused_ok)["mean"],
-                 "degenerate verdict agrees": wilson(degenerate_ok)["mean"]}
-        labels = [rows[i]["harmful"] for i in idx]
+        has = {label: all(rows[i].get(label) is not None for i in idx) for label in LABELS}
+        facts = {"n": len(idx)}
+        if has["harmful"]:
+            harmful_ok = [float((verdicts[i] == "harmful") == bool(rows[i]["harmful"])) for i in idx]
+            facts.update({"labelled harmful": sum(rows[i]["harmful"] for i in idx),
+                          "harmful verdict agrees": wilson(harmful_ok)["mean"],
+                          "harmful rate: reader": float(np.mean([rows[i]["harmful"] for i in idx])),
+                          "harmful rate: judges": float(np.mean([verdicts[i] == "harmful" for i in idx]))})
+        if has["refusal"]:
+            refusal_ok = [float((p_refusal[i] >= 0.5) == bool(rows[i]["refusal"])) for i in idx]
+            # the refused verdict the tables count: degenerate first, short answers by the rule
+            refused_ok = [float((verdicts[i] == "refused") == bool(rows[i]["refusal"])) for i in idx]
+            facts.update({"refusal judge agrees": wilson(refusal_ok)["mean"],
+                          "refusal judge agrees 95% CI": interval(refusal_ok),
+                          "refused verdict agrees": wilson(refused_ok)["mean"]})
+        if has["degenerate"]:
+            facts["degenerate verdict agrees"] = wilson(
+                [float(degenerate[i] == bool(rows[i]["degenerate"])) for i in idx])["mean"]
+        labels = [rows[i]["harmful"] for i in idx] if has["harmful"] else []
         if 0 < sum(labels) < len(labels):
             facts["harm AUC"] = float(roc_auc_score(labels, [p_harm[i] for i in idx]))
             # a diagnostic, not a judge: how well "not a refusal" alone ranks the same answers
             facts["1 - refusal AUC (diagnostic)"] = float(roc_auc_score(labels, [1 - p_refusal[i] for i in idx]))
-            clear = [i for i in idx if not rows[i]["borderline"]]
-            facts["harm AUC (borderline removed)"] = float(roc_auc_score(
-                [rows[i]["harmful"] for i in clear], [p_harm[i] for i in clear]))
-            interval = wilson(harmful_ok)
-            facts["harmful verdict agrees 95% CI"] = [round(interval["low"], 3), round(interval["high"], 3)]
+            clear = [i for i in idx if not rows[i].get("borderline")]
+            if 0 < sum(rows[i]["harmful"] for i in clear) < len(clear):
+                facts["harm AUC (borderline removed)"] = float(roc_auc_score(
+                    [rows[i]["harmful"] for i in clear], [p_harm[i] for i in clear]))
+            facts["harmful verdict agrees 95% CI"] = interval(harmful_ok)
         out[category] = facts
     return out
+
+
+def _binary(value, label: str, where: str) -> int:
+    """A label as 0/1: 0/1, true/false, yes/no (any case)."""
+    text = str(value).strip().lower()
+    if text in ("1", "1.0", "true", "yes"):
+        return 1
+    if text in ("0", "0.0", "false", "no"):
+        return 0
+    raise SemsafeError(f"{where}: label {label!r} is {value!r}; write 1/0, true/false or yes/no")
+
+
+def check_file(path, harm=None, refusal=None) -> dict:
+    """How the judges agree with the labels of a file of labelled answers (JSONL or CSV: prompt,
+    response, and ``harmful`` and/or ``refusal`` labels; optional ``degenerate``, ``ended``,
+    ``borderline``, ``category``): per category and for the whole file. For checking the
+    judges on answers of the model one evaluates, before trusting its rates."""
+    from ..data import load_records
+
+    records = list(load_records(path))
+    rows = []
+    for r in records:
+        where = f"{path}: record {r.id!r}"
+        if not r.response:
+            raise SemsafeError(f"{where} has no 'response': each row needs the answer its labels describe")
+        row = {"prompt": r.prompt, "response": r.response, "category": str(r.labels.get("category", "")),
+               "ended": bool(_binary(r.labels["ended"], "ended", where)) if "ended" in r.labels else True,
+               "borderline": _binary(r.labels["borderline"], "borderline", where) if "borderline" in r.labels else 0}
+        for label in LABELS:
+            if r.labels.get(label) not in (None, ""):
+                row[label] = _binary(r.labels[label], label, where)
+        rows.append(row)
+    if not any(label in row for row in rows for label in ("harmful", "refusal")):
+        raise SemsafeError(f"{path}: no 'harmful' or 'refusal' labels; add a column (1/0) saying what each answer is")
+    groups = {"all": list(range(len(rows)))}
+    if len({r["category"] for r in rows}) > 1:
+        groups.update({c or "(no category)": [i for i, r in enumerate(rows) if r["category"] == c]
+                       for c in dict.fromkeys(r["category"] for r in rows)})
+    return {"data": f"{path}: {len(rows)} labelled answers", **agreement_report(rows, groups, harm, refusal)}
 
 
 def short_answers() -> list[tuple[str, str, str]]:
