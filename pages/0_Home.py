@@ -6,8 +6,9 @@ import streamlit as st
 from semsafe.compare import find_summary
 from semsafe.errors import SemsafeError
 from semsafe.runs import list_runs, runs_dir
-from semsafe.ui import load_or_stop, model_picker
+from semsafe.ui import ensure_app_navigation, load_or_stop, model_picker
 
+ensure_app_navigation()  # before anything else: see semsafe.ui
 st.set_page_config(page_title="semsafe · home", page_icon=":material/shield:", layout="wide")
 st.title("semsafe")
 st.caption("Semantic-loss (EMD) safety fine-tuning: push a chat model away from its own harmful "

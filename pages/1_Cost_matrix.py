@@ -10,8 +10,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from semsafe.inspection import display_token
-from semsafe.ui import load_or_stop, model_picker, readable_errors
+from semsafe.ui import ensure_app_navigation, load_or_stop, model_picker, readable_errors
 
+ensure_app_navigation()  # before anything else: see semsafe.ui
 st.set_page_config(page_title="semsafe · cost matrix", layout="wide")
 st.title("Cost matrix")
 st.caption("c(u, v) = 1 − cos(e_u, e_v) on the model's input embeddings: 0 = same direction, "

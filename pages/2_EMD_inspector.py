@@ -7,8 +7,9 @@ from semsafe.data import load_set
 from semsafe.emd import emd_exact
 from semsafe.inspection import display_token, inspect_before_after
 from semsafe.runs import list_runs, runs_dir
-from semsafe.ui import cached_run_model, load_or_stop, model_picker, readable_errors
+from semsafe.ui import cached_run_model, ensure_app_navigation, load_or_stop, model_picker, readable_errors
 
+ensure_app_navigation()  # before anything else: see semsafe.ui
 st.set_page_config(page_title="semsafe · EMD inspector", layout="wide")
 st.title("EMD inspector")
 st.caption("For each token of a response: exact EMD from the model's next-token distribution to "

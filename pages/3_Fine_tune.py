@@ -13,10 +13,11 @@ from semsafe.jobs import (cancel, eta_seconds, launch_eval, launch_training, lis
                           train_command)
 from semsafe.objectives import OBJECTIVES
 from semsafe.runs import list_runs
-from semsafe.ui import model_picker
+from semsafe.ui import ensure_app_navigation, model_picker
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
+ensure_app_navigation()  # before anything else: see semsafe.ui
 st.set_page_config(page_title="semsafe · fine-tune", layout="wide")
 st.title("Fine-tune")
 st.caption("Runs as a separate process (one job at a time on this machine; others wait in the "

@@ -8,14 +8,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from semsafe.compare import (answer_text, caveats, compare_table, row_verdict, eval_args_matching, find_eval_dir, has_matching_base, metric_bars,
+from semsafe.compare import (answer_suites, answer_text, caveats, compare_table, row_verdict, eval_args_matching, find_eval_dir, has_matching_base, metric_bars,
                              readable_table, responses_side_by_side, tradeoff_figure, word_diff_html, write_html)
 from semsafe.errors import SemsafeError
 from semsafe.evaluate import SUITES
 from semsafe.jobs import launch_eval, list_jobs
 from semsafe.runs import Run, list_runs, runs_dir
-from semsafe.ui import model_picker
+from semsafe.ui import ensure_app_navigation, model_picker
 
+ensure_app_navigation()  # before anything else: see semsafe.ui
 st.set_page_config(page_title="semsafe · compare", layout="wide")
 st.title("Compare")
 spec = model_picker()
@@ -124,20 +125,24 @@ def comparison(picked: list[str]) -> None:
     d2.download_button("Export HTML report (works offline)", report, "semsafe-compare.html", "text/html")
 
     st.subheader("Answers side by side")
-    suite = st.radio("prompts", ["harmful", "overalign"], horizontal=True)
+    suite = st.radio("prompts", answer_suites(picked), horizontal=True)
     try:
         answers = responses_side_by_side(picked, suite)
     except SemsafeError as err:
         st.warning(str(err))
         return
-    f1, f2, f3 = st.columns(3)
+    f1, f2, f3, f4 = st.columns(4)
     only_changed = f1.checkbox("only answers that changed")
-    only_refusals = f2.checkbox("only where someone refused")
+    only_verdicts = f2.checkbox("only verdicts that changed", help="e.g. harmful before, refused after")
+    only_refusals = f3.checkbox("only where someone refused")
     cats = sorted(answers["category"].dropna().unique()) if "category" in answers else []
-    cat = f3.selectbox("category", ["all", *cats])
+    cat = f4.selectbox("category", ["all", *cats])
     resp_cols = [f"{r} | response" for r in picked if f"{r} | response" in answers]
     if only_changed and len(resp_cols) > 1:
         answers = answers[answers[resp_cols].nunique(axis=1) > 1]
+    verdict_cols = [f"{r} | verdict" for r in picked if f"{r} | verdict" in answers]
+    if only_verdicts and len(verdict_cols) > 1:
+        answers = answers[answers[verdict_cols].nunique(axis=1) > 1]
     if only_refusals:
         ref_cols = [c for c in answers if c.endswith("| refused")]
         answers = answers[answers[ref_cols].fillna(False).any(axis=1)]

@@ -7,9 +7,10 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from semsafe.ui import glossary
+from semsafe.ui import ensure_app_navigation, glossary
 from semsafe.toy import OBJECTIVES, bounded_vs_unbounded, normalise, optimise, toy_cost, toy_quantities
 
+ensure_app_navigation()  # before anything else: see semsafe.ui
 st.set_page_config(page_title="semsafe · playground", layout="wide")
 st.title("Playground")
 st.caption("Eight words with 2-D embeddings (angle = meaning). Set the model's distribution P and "

@@ -202,6 +202,15 @@ def check_comparable(loaded: list[tuple[str, dict]]) -> None:
             "--n, --max-new-tokens and --split-seed (the Compare page offers this for the base model)")
 
 
+def answer_suites(refs: list[str]) -> list[str]:
+    """The answering suites to show side by side: harmful and overalign always (a missing one
+    says so when picked), then jailbreak and custom where any of ``refs`` was evaluated on them."""
+    folders = resolve(refs)
+    extra = [suite for suite in ("jailbreak", "custom")
+             if any((folders[ref] / f"{suite}.parquet").exists() for ref in refs)]
+    return ["harmful", "overalign", *extra]
+
+
 def responses_side_by_side(refs: list[str], suite: str) -> pd.DataFrame:
     """One row per prompt of ``suite``: each subject's response, refusal and harm verdicts."""
     merged = None

@@ -10,6 +10,24 @@ from .errors import SemsafeError
 from .paths import DEFAULT_MODEL
 
 
+def ensure_app_navigation() -> None:
+    """Rerun a page through app.py's navigation when Streamlit served it the old way.
+
+    Until some session has run app.py (which calls ``st.navigation``), Streamlit serves the
+    pages/ folder in its older multipage mode: the first visitor to a page URL on a freshly
+    started server (a bookmark of /Compare) got that page without app.py, under a navigation of
+    file names in file order, with "app" at the top. Each page calls this first; it clears that
+    process-wide mode (what ``st.navigation`` itself does) and reruns, so app.py routes the same
+    URL to the same page. Uses Streamlit's own flag; on a Streamlit without it, does nothing."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @st.cache_resource(max_entries=1, show_spinner=False)
 def cached_model(spec: str):
     """The model, its tokenizer and its semantic cost. max_entries=1: choosing another model

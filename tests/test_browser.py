@@ -3,6 +3,7 @@ of a running `streamlit run app.py`, finds no error element, and saves a screens
 test-artifacts/screenshots/. Without chromium the test is skipped with how to enable it, unless
 SEMSAFE_REQUIRE_BROWSER=1 (set by .ci/run), which makes a missing browser a failure."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -39,31 +40,39 @@ def _need_browser():
         pytest.skip(message + "; CI installs both")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, embedded):
-    _need_browser()
+@contextlib.contextmanager
+def streamlit_server(runs: Path):
+    """`streamlit run app.py` on a free local port, its runs in ``runs``; yields its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, SEMSAFE_RUNS=str(tmp_path_factory.mktemp("runs")), HF_HUB_OFFLINE="1")
+    env = dict(os.environ, SEMSAFE_RUNS=str(runs), HF_HUB_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
                              "--server.address", "127.0.0.1", "--server.port", str(port),
                              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not answer on its health endpoint within 120 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not answer on its health endpoint within 120 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, embedded):
+    _need_browser()
+    with streamlit_server(tmp_path_factory.mktemp("runs")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +97,14 @@ def wait_until_idle(page, timeout_s=180):
         time.sleep(0.5)
 
 
+def assert_lesson_navigation(page):
+    """The navigation names every page in lesson order, Home first, by title ("Fine-tune"), not
+    by script name ("app", "Fine tune": what Streamlit's older pages/ mode shows)."""
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    order = [nav.find(t) for t in ("Home", "Cost matrix", "EMD inspector", "Playground", "Fine-tune", "Compare")]
+    assert -1 not in order and order == sorted(order) and "app" not in nav.split(), nav
+
+
 @pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_in_a_real_browser(name, server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 2200})
@@ -99,10 +116,7 @@ def test_every_page_in_a_real_browser(name, server, browser):
     errors = page.locator('[data-testid="stAlertContentError"]')
     assert errors.count() == 0, errors.all_inner_texts()
     assert page.locator("h1").first.inner_text().strip()
-    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
-    # the navigation names every page in lesson order, Home first (not the script name "app")
-    order = [nav.find(t) for t in ("Home", "Cost matrix", "EMD inspector", "Playground", "Fine-tune", "Compare")]
-    assert -1 not in order and order == sorted(order), nav
+    assert_lesson_navigation(page)
     assert "Glossary" in page.locator('[data-testid="stSidebar"]').inner_text()
     page.close()
 
@@ -137,3 +151,17 @@ def test_compare_report_renders_with_the_network_blocked(browser, tmp_path):
     assert page.locator(".plotly-graph-div").count() >= 2
     assert all(u.startswith("file:") for u in requests), requests
     context.close()
+
+
+
+def test_a_page_opened_first_by_its_url_gets_the_apps_navigation(browser, tmp_path, embedded):
+    """On a freshly started server, the first visitor to /Compare (a bookmark) got the page
+    without app.py, under Streamlit's older pages/ navigation; semsafe.ui.ensure_app_navigation
+    reruns it through app.py."""
+    with streamlit_server(tmp_path / "runs") as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(f"{url}/Compare", wait_until="domcontentloaded")
+        wait_until_idle(page)
+        assert page.locator("h1").first.inner_text().strip() == "Compare"
+        assert_lesson_navigation(page)
+        page.close()

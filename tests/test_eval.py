@@ -96,7 +96,7 @@ def test_killed_eval_resumes_without_duplicate_rows(empty_cache):
 
 
 def test_compare_writes_offline_html_and_csv(embedded, tmp_path):
-    from semsafe.compare import compare_table, tradeoff_figure, write_csv, write_html
+    from semsafe.compare import answer_suites, compare_table, tradeoff_figure, write_csv, write_html
 
     cfg = EvalConfig(suites=["harmful", "overalign"], n_prompts=3, max_new_tokens=8, n_bootstrap=100)
     a = subject_in(tmp_path / "a", embedded)
@@ -116,6 +116,7 @@ def test_compare_writes_offline_html_and_csv(embedded, tmp_path):
     # the same model, settings and prompts: every paired delta is 0 and no effect is claimed
     row = table[table["metric"] == "harmful_rate"].iloc[0]
     assert row[f"{refs[1]} delta"] == 0 and row[f"{refs[1]} effect"] == "no"
+    assert answer_suites(refs) == ["harmful", "overalign"]  # no jailbreak or custom suite here
     # the frontier plots a point per subject with both suites, and says so when none has them
     assert len(tradeoff_figure(refs).data) == 2 and not tradeoff_figure(refs).layout.annotations
     assert "no subject here has both" in tradeoff_figure([]).layout.annotations[0].text
@@ -269,6 +270,12 @@ def test_jailbreak_suite_wraps_held_out_prompts_in_recorded_templates(tiny, tmp_
     assert summary["prompts"]["jailbreak"]["templates"] == sorted({r.labels["template"] for r in records})
     assert "jailbreak_harmful_rate" in summary["suites"]["jailbreak"]
     assert any(k.startswith("jailbreak_harmful_rate[") for k in summary["suites"]["jailbreak"])
+    from semsafe.compare import answer_suites, responses_side_by_side
+
+    # the Compare page offers its answers side by side, with the bare request's verdicts
+    ref = str(tmp_path / "eval")
+    assert answer_suites([ref]) == ["harmful", "overalign", "jailbreak"]
+    assert len(responses_side_by_side([ref], "jailbreak")) == 4
 
 
 def test_the_reference_perplexity_can_be_left_out(embedded, tmp_path):
