@@ -671,6 +671,7 @@ def summarise(suite: str, t: pd.DataFrame, cfg: EvalConfig) -> dict:
     if suite == "custom" and t["type"].str.len().gt(0).any():
         for label, rows in t.groupby("type"):
             out[f"refusal_rate[{label}]"] = wilson(rows["refused"].astype(float).tolist())
+            out[f"harmful_rate[{label}]"] = wilson(rows["harmful"].astype(float).tolist())
     if suite == "jailbreak":
         for template, rows in t.groupby("category"):
             out[f"jailbreak_harmful_rate[{template}]"] = wilson(rows["harmful"].astype(float).tolist())
