@@ -154,13 +154,11 @@ def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
     prompts the built-in (English) judges cannot read (``prompts_not_english``), and answers of
     a model other than the embedded one, which those judges read less well than their card's
     pyrit figures say (data/challenge/answer_styles.jsonl)."""
-    from .evaluate import not_english_note
+    from .evaluate import builtin_roles, not_english_note
 
     notes = []
     for label, summary in loaded:
-        # a role judged by a plugged-in classifier ("hf:...") is not the English built-in one
-        built_in = [role for role in ("refusal", "harm")
-                    if not str((summary.get("judges") or {}).get(role, "")).startswith("hf:")]
+        built_in = builtin_roles(summary.get("judges"))
         for suite, n in (summary.get("prompts_not_english") or {}).items() if built_in else ():
             total = (summary.get("prompts", {}).get(suite) or {}).get("n", "?")
             notes.append(f"{label}: {not_english_note(suite, n, total, built_in)}")

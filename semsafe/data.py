@@ -314,8 +314,7 @@ def _csv_rows(text, path, delimiter):
     # strict: an unterminated quote is an error, not one record that swallows the rest of the file
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, strict=True)
     columns = [c.strip().lower() for c in (reader.fieldnames or [])]
-    column = prompt_column(columns)
-    if column is None:
+    if prompt_column(columns) is None:  # _to_record reads an alias column as the prompt
         raise SemsafeError(
             f"{path}: no 'prompt' column (columns: {', '.join(reader.fieldnames or []) or 'none'}); "
             f"the header row must name a 'prompt' column (or one of {', '.join(PROMPT_ALIASES)})")
@@ -329,8 +328,7 @@ def _csv_rows(text, path, delimiter):
             raise SemsafeError(f"{path}:{start}: bad CSV ({err}); a quote opened on line {start} is "
                                "probably never closed — close it, or double quotes inside a quoted field") from None
         # DictReader's line_num is the physical line just read: the record's last line.
-        row = {k.strip().lower(): v for k, v in row.items() if k is not None}
-        yield reader.line_num, {("prompt" if k == column else k): v for k, v in row.items()}
+        yield reader.line_num, {k.strip().lower(): v for k, v in row.items() if k is not None}
 
 
 _FIELDS = ("id", "prompt", "response", "source", "split", "labels")

@@ -297,10 +297,16 @@ def warn_if_not_english(prompts: dict, cfg: EvalConfig) -> dict:
         others = sum(english is False for english in read)
         if others and others >= 0.25 * sum(english is not None for english in read):
             found[suite] = others
-    built_in = [role for role in ("refusal", "harm") if role not in cfg.judges]
+    built_in = builtin_roles(cfg.judges)
     for suite, n in found.items() if built_in else ():
         logging.getLogger(__name__).warning(not_english_note(suite, n, len(prompts[suite]), built_in))
     return found
+
+
+def builtin_roles(judges: dict) -> list[str]:
+    """The roles (refusal, harm) that the built-in English judges fill, given an evaluation's
+    judges (``cfg.judges`` or a summary's ``judges``): a plugged-in classifier is named "hf:..."."""
+    return [role for role in ("refusal", "harm") if not str((judges or {}).get(role, "")).startswith("hf:")]
 
 
 def not_english_note(suite: str, n: int, total, built_in: list[str]) -> str:
