@@ -64,9 +64,15 @@ def emd_and_bound_to_token(p: torch.Tensor, y: torch.Tensor, cost: SemanticCost)
     """``(emd_to_token(p, y), emd_lower_bound(p, y))`` from one centroid product (the |V|-wide
     work), for reporting both per token."""
     y = _token_targets(p, y)
-    mu, target = cost.centroid(p), cost.unit_as(p)[y]
+    return emd_and_bound_from_centroid(cost.centroid(p), p.sum(-1), y, cost)
+
+
+def emd_and_bound_from_centroid(mu: torch.Tensor, mass: torch.Tensor, y: torch.Tensor, cost: SemanticCost):
+    """``emd_and_bound_to_token`` from what it needs of p: its centroid μ_p (..., d) and its
+    total mass Σ p (...), for callers that computed them elsewhere (generation's own steps)."""
+    target = cost.unit_as(mu)[torch.as_tensor(y, device=mu.device)]
     diff = mu - target
-    return p.sum(-1) - (mu * target).sum(-1), 0.5 * (diff * diff).sum(-1)
+    return mass - (mu * target).sum(-1), 0.5 * (diff * diff).sum(-1)
 
 
 @dataclass

@@ -250,13 +250,14 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     done = {suite: finished_rows(subject, suite, prompts[suite], earlier, cfg) for suite in cfg.suites}
     todo = {suite: [r for r in prompts[suite] if r.id not in done[suite]] for suite in cfg.suites}
     needed = [r.prompt for suite in ANSWERING_SUITES for r in todo.get(suite, [])]
+    steps = step_recorder(subject, cfg, todo)
     answers = collect_answers(subject, cfg, needed, base=False, progress=progress, on_progress=on_progress,
-                              known=earlier_answers(earlier, subject.tokenizer, cfg.max_new_tokens))
+                              known=earlier_answers(earlier, subject.tokenizer, cfg.max_new_tokens), steps=steps)
     base_answers = collect_answers(subject, cfg, [r.prompt for r in todo.get("emd", [])], base=True,
-                                   progress=progress, on_progress=on_progress)
+                                   progress=progress, on_progress=on_progress, steps=steps)
     for suite in cfg.suites:
         table = run_suite(subject, suite, cfg, prompts[suite], done[suite], answers, base_answers,
-                          progress, on_progress)
+                          progress, on_progress, steps)
         atomic_write_parquet(subject.out_dir / f"{suite}.parquet", table)
         (subject.out_dir / f"{suite}.partial.jsonl").unlink(missing_ok=True)
         summary["suites"][suite] = summarise(suite, table, cfg)
@@ -266,6 +267,8 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     for name in ("answers.partial.jsonl", "base_answers.partial.jsonl"):  # every row now holds its answer
         (subject.out_dir / name).unlink(missing_ok=True)
     summary["seconds"] = round(time.time() - started, 1)
+    if steps is not None:  # answers scored from their own generation instead of a second pass
+        summary["scored_from_generation"] = dict(steps.used)
     atomic_write_json(subject.out_dir / "summary.json", summary)
     return summary
 
@@ -429,11 +432,23 @@ def answer_log(subject: Subject, cfg: EvalConfig, base: bool) -> Path:
     return subject.out_dir / ("base_answers.partial.jsonl" if base_greedy else "answers.partial.jsonl")
 
 
+def step_recorder(subject: Subject, cfg: EvalConfig, todo: dict):
+    """A recorder of generation's steps where the base model is evaluated greedily and the
+    fluency or emd suite will score its own answers (semsafe/stepscores.py), else None."""
+    if not subject.is_base or cfg.do_sample or not (todo.get("fluency") or todo.get("emd")):
+        return None
+    from .cost import SemanticCost
+    from .stepscores import StepRecorder
+
+    emd_prompts = [r.prompt for r in todo.get("emd", [])]
+    return StepRecorder(emd_prompts, SemanticCost.from_model(subject.model) if emd_prompts else None)
+
+
 def collect_answers(subject: Subject, cfg: EvalConfig, prompts: list[str], base: bool,
-                    progress: bool = True, on_progress=None, known: dict | None = None) -> dict:
+                    progress: bool = True, on_progress=None, known: dict | None = None, steps=None) -> dict:
     """``{prompt: Answer}`` for every prompt: from ``known``, then the answer log, the rest
     generated in one batched pass (under the base model when ``base``) and appended as each
-    batch ends."""
+    batch ends. A ``steps`` recorder sees each step of a greedy generation."""
     from .generate import Answer, generate_answers
 
     if not prompts:
@@ -462,17 +477,24 @@ def collect_answers(subject: Subject, cfg: EvalConfig, prompts: list[str], base:
             if on_progress:
                 on_progress(phase, sum(p in have for p in todo), len(todo))
 
+        greedy = base or not cfg.do_sample
+        if steps is not None and greedy:
+            steps.start(todo)
         with subject.base_context() if base else contextlib.nullcontext():
             generate_answers(subject.model, subject.tokenizer, todo, max_new_tokens=cfg.max_new_tokens,
-                             batch_size=cfg.batch_size, do_sample=cfg.do_sample and not base,
+                             batch_size=cfg.batch_size, do_sample=not greedy,
                              temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
-                             progress=progress, on_batch=keep)
+                             progress=progress, on_batch=keep,
+                             on_logits=None if steps is None or not greedy else
+                             lambda indices, logits: steps.observe([todo[i] for i in indices], logits))
     return have
 
 
 def run_suite(subject: Subject, suite: str, cfg: EvalConfig, records: list[Record], done: dict,
-              answers: dict, base_answers: dict, progress: bool = True, on_progress=None) -> pd.DataFrame:
-    """One suite's rows, scored in batches; ``on_progress(suite, done, total)`` after each."""
+              answers: dict, base_answers: dict, progress: bool = True, on_progress=None,
+              steps=None) -> pd.DataFrame:
+    """One suite's rows, scored in batches; ``on_progress(suite, done, total)`` after each.
+    ``steps`` (a ``StepRecorder``) holds what generation already scored of its answers."""
     todo = [r for r in records if r.id not in done]
     if todo:
         from tqdm.auto import tqdm
@@ -480,9 +502,11 @@ def run_suite(subject: Subject, suite: str, cfg: EvalConfig, records: list[Recor
         mine = base_answers if suite == "emd" else answers
         if suite == "emd":  # the cost table is built once per suite, not per batch
             from .cost import SemanticCost
-            scorer = functools.partial(_score_emd, cost=SemanticCost.from_model(subject.model))
+            cost = steps.cost if steps is not None and steps.cost is not None else SemanticCost.from_model(subject.model)
+            scorer = functools.partial(_score_emd, cost=cost, steps=steps)
         else:
-            scorer = {"fluency": functools.partial(_score_fluency, cfg=cfg), "capability": _score_capability}.get(
+            scorer = {"fluency": functools.partial(_score_fluency, cfg=cfg, steps=steps),
+                      "capability": _score_capability}.get(
                 suite, functools.partial(_score_answers, cfg=cfg))
         bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=f"score {suite}",
                    unit="prompt", disable=not progress)
@@ -529,18 +553,24 @@ def _score_answers(subject, batch, answers, cfg):
     return rows
 
 
-def _score_fluency(subject, batch, answers, cfg):
+def _score_fluency(subject, batch, answers, cfg, steps=None):
     """Each answer's perplexity under the base model, and with ``cfg.reference_ppl`` the
     subject's perplexity of the prompt's reference answer (a secondary measure: a model that
-    flattens its distribution lowers it)."""
-    from .judges.fluency import repetition_rate, response_perplexity
+    flattens its distribution lowers it). The base model's own greedy answers are scored from
+    their generation where ``steps`` recorded them."""
+    from .judges.fluency import MAX_LENGTH, repetition_rate, response_perplexity
 
     prompts = [r.prompt for r in batch]
     references = [r.response or "" for r in batch] if cfg.reference_ppl else []
-    if subject.is_base:  # one model scores both: one batched pass
-        both = response_perplexity(subject.model, subject.tokenizer, prompts[:len(references)] + prompts,
-                                   references + answers)
-        ref_ppl, gen_ppl = both[:len(references)], both[len(references):]
+    if subject.is_base:  # one model scores both: one batched pass, of what generation did not score
+        known = [steps.perplexity(subject.tokenizer, p, a, MAX_LENGTH) if steps is not None else None
+                 for p, a in zip(prompts, answers)]
+        rest = [i for i, k in enumerate(known) if k is None]
+        both = response_perplexity(subject.model, subject.tokenizer,
+                                   prompts[:len(references)] + [prompts[i] for i in rest],
+                                   references + [answers[i] for i in rest])
+        ref_ppl, gen_ppl = both[:len(references)], np.array(known, dtype=float)
+        gen_ppl[rest] = both[len(references):]
     else:
         ref_ppl = response_perplexity(subject.model, subject.tokenizer, prompts, references) if references else []
         with subject.base_context():
@@ -579,8 +609,9 @@ def _score_capability(subject, batch, answers=None):
     return rows
 
 
-def _score_emd(subject, batch, base_answers, cost):
-    """Per-token EMD from the evaluated model to the base model's own harmful answers."""
+def _score_emd(subject, batch, base_answers, cost, steps=None):
+    """Per-token EMD from the evaluated model to the base model's own harmful answers (for the
+    base model, from their generation where ``steps`` recorded them)."""
     from .emd import emd_and_bound_to_token
     from .inspection import next_token_distributions_batch
 
@@ -588,14 +619,20 @@ def _score_emd(subject, batch, base_answers, cost):
              "lb_mean": None, "emd_tokens": [], "lb_tokens": [], "tokens": []}
             for r, a in zip(batch, base_answers)]
     scored = [i for i, a in enumerate(base_answers) if a.strip()]
-    for j, probs, targets in next_token_distributions_batch(
-            subject.model, subject.tokenizer, [batch[i].prompt for i in scored],
-            [base_answers[i] for i in scored]):
-        emd, lb = emd_and_bound_to_token(probs, targets, cost)
-        rows[scored[j]].update({"emd_mean": float(emd.mean()), "lb_mean": float(lb.mean()),
-                                "emd_tokens": [round(float(x), 5) for x in emd],
-                                "lb_tokens": [round(float(x), 5) for x in lb],
-                                "tokens": subject.tokenizer.convert_ids_to_tokens(targets.tolist())})
+
+    def passes():  # the answers generation did not score, through the model again
+        for j, probs, targets in next_token_distributions_batch(
+                subject.model, subject.tokenizer, [batch[i].prompt for i in rest], [base_answers[i] for i in rest]):
+            yield rest[j], *emd_and_bound_to_token(probs, targets, cost), targets
+
+    known = {i: steps.emd_and_bound(subject.tokenizer, batch[i].prompt, base_answers[i])
+             for i in scored} if steps is not None else {}
+    rest = [i for i in scored if known.get(i) is None]
+    for i, emd, lb, targets in itertools.chain(((i, *k) for i, k in known.items() if k is not None), passes()):
+        rows[i].update({"emd_mean": float(emd.mean()), "lb_mean": float(lb.mean()),
+                        "emd_tokens": [round(float(x), 5) for x in emd],
+                        "lb_tokens": [round(float(x), 5) for x in lb],
+                        "tokens": subject.tokenizer.convert_ids_to_tokens([int(t) for t in targets])})
     return rows
 
 

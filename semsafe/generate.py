@@ -48,19 +48,29 @@ def ends_turn(tokens: list[int], stops: set[int]) -> bool:
 
 
 def new_tokens(model, input_ids, attention, kwargs: dict, max_new_tokens: int, stops: set[int],
-               first_segment: int) -> list[list[int]]:
+               first_segment: int, on_logits=None) -> list[list[int]]:
     """Each row's generated tokens (pad tokens after an end of turn included, as ``generate``
     gives them). ``generate`` runs in segments of ``first_segment``, then twice as many new
     tokens each time; between segments the rows that ended leave the batch and its KV cache
     (``kwargs`` holds the cache), so a batch stops paying for answers that already ended (a
     trained model's often end after 1-3 tokens). Only greedy decoding is split: a row's greedy
-    tokens do not depend on the other rows, while sampling draws from one random stream."""
+    tokens do not depend on the other rows, while sampling draws from one random stream.
+
+    ``on_logits(rows, logits)``, if given, sees each step's next-token logits as the model
+    returned them (before any logits processor), (len(rows), |V|), ``rows`` being positions in
+    ``input_ids``."""
     cache = kwargs[cache_argument(model)]
     rows, new = list(range(len(input_ids))), [[] for _ in range(len(input_ids))]
     done, segment = 0, first_segment
     while True:
         step = min(segment, max_new_tokens - done)
-        out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=step, **kwargs)
+        hook = None if on_logits is None else model.register_forward_hook(
+            lambda _module, _args, output, live=rows: on_logits(live, output.logits[:, -1]))
+        try:
+            out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=step, **kwargs)
+        finally:
+            if hook is not None:
+                hook.remove()
         tokens = out[:, input_ids.shape[1]:].tolist()
         for row, row_tokens in zip(rows, tokens):
             new[row].extend(row_tokens)
@@ -81,11 +91,13 @@ def new_tokens(model, input_ids, attention, kwargs: dict, max_new_tokens: int, s
 def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
                      batch_size: int = 16, do_sample: bool = False, temperature: float = 1.0,
                      top_p: float = 1.0, seed: int = 0, progress: bool = True,
-                     on_batch=None) -> list[Answer]:
+                     on_batch=None, on_logits=None) -> list[Answer]:
     """The model's answer to each prompt (chat template applied), in order.
 
     Prompts are sorted by length so each batch pads little, then put back in order.
-    ``on_batch(indices, answers)`` is called after each batch (used to save work as it goes).
+    ``on_batch(indices, answers)`` is called after each batch (used to save work as it goes);
+    ``on_logits(indices, logits)`` at each step with its raw next-token logits, one row per
+    prompt still answering (used to score greedy answers from their own generation).
     Greedy by default; sampling is seeded so runs repeat. Each answer is an ``Answer`` (a str)
     that says whether the model ended it or the token limit cut it.
 
@@ -120,7 +132,9 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int =
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         new = new_tokens(model, input_ids.to(device), attention.to(device), kwargs, max_new_tokens, stops,
-                         first_segment=max_new_tokens if do_sample else FIRST_SEGMENT)
+                         first_segment=max_new_tokens if do_sample else FIRST_SEGMENT,
+                         on_logits=None if on_logits is None else
+                         lambda rows, logits, idx=idx: on_logits([idx[r] for r in rows], logits))
         texts = tokenizer.batch_decode(new, skip_special_tokens=True)
         ended = [ends_turn(row, stops) for row in new]
         batch_answers = [Answer(t.strip(), e) for t, e in zip(texts, ended)]

@@ -11,11 +11,12 @@ from ..batches import batches_by_length, pad_examples, response_logits
 from ..chat import build_example
 
 NAME, VERSION = "fluency", "1"
+MAX_LENGTH = 512  # tokens of prompt + response a perplexity pass reads; longer pairs lose their end
 
 
 @torch.no_grad()
 def response_perplexity(model, tokenizer, prompts: list[str], responses: list[str],
-                        batch_size: int = 16, max_length: int = 512, progress: bool = False) -> np.ndarray:
+                        batch_size: int = 16, max_length: int = MAX_LENGTH, progress: bool = False) -> np.ndarray:
     """exp(mean NLL of the response tokens given the prompt), one value per pair.
 
     Only response tokens (and the end-of-turn token) count: the prompt is context, not text
@@ -36,10 +37,14 @@ def response_perplexity(model, tokenizer, prompts: list[str], responses: list[st
         nll = torch.nn.functional.cross_entropy(
             logits.to(torch.promote_types(logits.dtype, torch.float32)).reshape(-1, logits.shape[-1]), targets.reshape(-1),
             ignore_index=-100, reduction="none").view(len(group), -1)
-        counts = (targets != -100).sum(1).clamp_min(1)
         for row, j in enumerate(group):
-            out[todo[j]] = math.exp(min((nll[row].sum() / counts[row]).item(), 50.0))
+            out[todo[j]] = perplexity_from_nll(nll[row][targets[row] != -100].tolist())
     return out
+
+
+def perplexity_from_nll(nll) -> float:
+    """exp(mean NLL), capped at exp(50) so a degenerate answer stays a finite number."""
+    return math.exp(min(float(np.mean(nll)), 50.0))
 
 
 def _words(text: str) -> list[str]:
