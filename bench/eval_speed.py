@@ -13,6 +13,11 @@ the time its matrix products need on this machine at best.
 
     .venv/bin/python bench/eval_speed.py [--before 6144186] [--suites harmful,overalign,fluency,emd]
 
+``--after-args`` adds options to the after side's command: ``--before HEAD --after-args
+"--dtype bfloat16"`` times a bfloat16 evaluation against the float32 one of the same code, and
+then also prints how far its results moved: each suite's headline metric on both sides, with
+the paired interval of the difference (the same prompts on both sides).
+
 The suites default to the four of the evaluation the issue measured (capability came later;
 add it to time the current five-suite default on the after side only with --after-only).
 """
@@ -95,8 +100,8 @@ def fresh_cache(root: Path) -> Path:
     return root
 
 
-def run_side(name: str, code: Path, cache: Path, suites: list[str], n: int) -> dict:
-    argv = ["eval", "--model", MODEL, "--n", str(n)] + [a for s in suites for a in ("--suite", s)]
+def run_side(name: str, code: Path, cache: Path, suites: list[str], n: int, extra: list[str] = ()) -> dict:
+    argv = ["eval", "--model", MODEL, "--n", str(n)] + [a for s in suites for a in ("--suite", s)] + list(extra)
     env = {**os.environ, "SEMSAFE_CACHE": str(cache), "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
     # each side's own judge versions, trained (if that version is not cached) before the clock starts
@@ -160,12 +165,51 @@ def compare_results(before: Path, after: Path, suites: list[str]) -> list[str]:
     return lines
 
 
+# per suite: the column each prompt contributes to the suite's headline metric, and the rows that count
+HEADLINES = {
+    "harmful": ("harmful rate", lambda t: t["verdict"] == "harmful", lambda t: t.index == t.index),
+    "overalign": ("over-refusal rate (safe prompts)", lambda t: t["verdict"] == "refused", lambda t: t["type"] == "safe"),
+    "fluency": ("log perplexity of the answers (base)", lambda t: np.log(t["ppl_generated_under_base"].astype(float)),
+                lambda t: t.index == t.index),
+    "emd": ("EMD to the harmful answer (mean per token)", lambda t: t["emd_mean"].astype(float), lambda t: t.index == t.index),
+    "capability": ("accuracy", lambda t: t["correct"].astype(float), lambda t: t.index == t.index),
+}
+
+
+def headline_deltas(before: Path, after: Path, suites: list[str]) -> list[str]:
+    """Each suite's headline metric on both sides, and after − before on the same prompts with
+    its paired interval: does the after side's evaluation reach the same conclusions?"""
+    sys.path.insert(0, str(ROOT))
+    from semsafe.stats import paired_delta
+
+    lines = []
+    for suite in suites:
+        if suite not in HEADLINES:
+            continue
+        name, value, counts = HEADLINES[suite]
+        a, b = (pd.read_parquet(side / f"{suite}.parquet").set_index("id") for side in (before, after))
+        shared = [i for i in a.index if i in b.index]
+        a, b = a.loc[shared], b.loc[shared]
+        keep = np.asarray(counts(a)) & np.asarray(counts(b))
+        va, vb = value(a)[keep].astype(float).to_numpy(), value(b)[keep].astype(float).to_numpy()
+        d = paired_delta(va, vb, binary=suite in ("harmful", "overalign", "capability"))
+        verdicts = ""
+        if "verdict" in a:
+            verdicts = f"; same verdict {int((a['verdict'][keep] == b['verdict'][keep]).sum())}/{int(keep.sum())}"
+        lines.append(f"  {suite:10s} {name}: {np.nanmean(va):.3f} vs {np.nanmean(vb):.3f}, after − before "
+                     f"{d['delta']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] (n={d['n']}"
+                     + (f", McNemar exact p {d['p']:.3f}" if d["p"] is not None else "")
+                     + f"; {'a difference' if d['significant'] else 'no difference shown'}){verdicts}")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", default="6144186", help="commit to compare against")
     ap.add_argument("--suites", default="harmful,overalign,fluency,emd")
     ap.add_argument("--n", type=int, default=32, help="prompts per suite (the default is 32)")
     ap.add_argument("--after-only", action="store_true", help="time this working tree alone")
+    ap.add_argument("--after-args", default="", help='more `semsafe eval` options for the after side, e.g. "--dtype bfloat16"')
     args = ap.parse_args()
     suites = args.suites.split(",")
     work = Path(tempfile.mkdtemp(prefix="semsafe-eval-speed-"))
@@ -174,9 +218,11 @@ def main() -> None:
         if not args.after_only:
             with checked_out(args.before, work / "before") as tree:
                 sides["before"] = run_side("before", tree, fresh_cache(work / "cache-before"), suites, args.n)
-        sides["after"] = run_side("after", ROOT, fresh_cache(work / "cache-after"), suites, args.n)
+        sides["after"] = run_side("after", ROOT, fresh_cache(work / "cache-after"), suites, args.n,
+                                  args.after_args.split())
         print(f"default evaluation of {MODEL}, suites {', '.join(suites)}, {args.n} prompts each, "
-              f"{os.cpu_count()} CPU cores" + ("" if args.after_only else f"; before = {args.before}"))
+              f"{os.cpu_count()} CPU cores" + ("" if args.after_only else f"; before = {args.before}")
+              + (f"; after with {args.after_args}" if args.after_args else ""))
         names = sorted({k for s in sides.values() for k in s["phases"]}
                        - {"total (in process)", "linear layers (inside the phases above)", "linear GFLOP"})
         print(f"  {'':36s}" + "".join(f"{k:>10s}" for k in sides) + ("     ratio" if len(sides) == 2 else ""))
@@ -188,14 +234,16 @@ def main() -> None:
         seconds, gflop = after.get("linear layers (inside the phases above)", 0.0), after.get("linear GFLOP", 0.0)
         if seconds:
             peak = peak_gflops()
-            print(f"after: {gflop / 1000:.2f} TFLOP of float32 matrix products in linear layers took {seconds:.1f} s "
-                  f"({gflop / seconds:.0f} GFLOP/s); at this machine's best rate ({peak:.0f} GFLOP/s, one large "
+            print(f"after: {gflop / 1000:.2f} TFLOP of matrix products in linear layers took {seconds:.1f} s "
+                  f"({gflop / seconds:.0f} GFLOP/s); at this machine's best float32 rate ({peak:.0f} GFLOP/s, one large "
                   f"product) they would take {gflop / peak:.1f} s")
             if "before" in sides:
                 print(f"3x faster than before means a wall time of {sides['before']['wall'] / 3:.1f} s")
         if len(sides) == 2:
             print("same results?")
             print("\n".join(compare_results(sides["before"]["out"], sides["after"]["out"], suites)))
+            print("same conclusions? (headline metrics on the prompts both sides answered)")
+            print("\n".join(headline_deltas(sides["before"]["out"], sides["after"]["out"], suites)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

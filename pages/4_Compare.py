@@ -61,10 +61,14 @@ with st.expander("Evaluate", expanded=not evaluated or bool(busy)):
     preset = c2.radio("preset", ["full", "quick look"], horizontal=True)
     jailbreak = c2.checkbox("add the jailbreak suite", help="the held-out harmful prompts wrapped in jailbreak "
                             "templates from the pyrit pack (8 templates drawn once with the seed)")
+    bf16 = c2.checkbox("bfloat16 weights", help="faster on a GPU or a CPU with bf16 instructions (1.65x on the "
+                       "development machine's cores); answers and scores differ from float32's, so the base "
+                       "model is then evaluated in bfloat16 too and the two are compared only with each other")
     if c2.button("Evaluate run", disabled=not target or target in busy):
         suites = [*SUITES, "jailbreak"] if jailbreak else list(SUITES)
         named = [a for s in suites for a in ("--suite", s)] if jailbreak else []
-        launch_eval(["--run", target, *(QUICK if preset == "quick look" else []), *named], target, suites)
+        launch_eval(["--run", target, *(QUICK if preset == "quick look" else []), *named,
+                     *(["--dtype", "bfloat16"] if bf16 else [])], target, suites)
         st.rerun()
 
 

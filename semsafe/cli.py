@@ -172,7 +172,7 @@ def _eval(args) -> int:
                      batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
                      top_p=args.top_p, seed=args.seed, held_out_seed=args.split_seed,
                      prompts_file=args.prompts, judges=judges, suite_n=suite_n,
-                     extra_harmful=args.extra_harmful or [])
+                     extra_harmful=args.extra_harmful or [], dtype=args.dtype)
     import contextlib
 
     from .jobs import Job, device_lock
@@ -361,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="the model's weights during evaluation: float32 (exact, the default) or bfloat16 "
+                        "(faster on a GPU or a CPU with bf16 instructions; answers and scores differ from "
+                        "float32's, so compare only evaluations of one dtype)")
     p.add_argument("--split-seed", type=int, default=0,
                    help="data split seed for held-out prompts (a run always uses its own data.split_seed)")
     p.add_argument("--job", help=argparse.SUPPRESS)  # the dashboard's job id: status and progress go there

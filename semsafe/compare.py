@@ -28,7 +28,7 @@ KEY_METRICS = [("harmful", "harmful_rate"), ("harmful", "refusal_rate"), ("harmf
 # settings two evaluations must share to be compared (the rest, e.g. batch size, cannot
 # change an answer under greedy decoding)
 MATCHED_SETTINGS = ("max_new_tokens", "do_sample", "temperature", "top_p", "seed", "held_out_seed",
-                    "prompts_file")
+                    "prompts_file", "dtype")
 
 
 def find_eval_dir(ref: str, prefer_key: str | None = None) -> Path:
@@ -98,6 +98,8 @@ def eval_args_matching(ref: str) -> list[str]:
         args += ["--suite-n", f"{suite}={'all' if n is None else n}"]
     for name in cfg.get("extra_harmful") or []:
         args += ["--extra-harmful", name]
+    if cfg.get("dtype", "float32") != "float32":
+        args += ["--dtype", cfg["dtype"]]
     if cfg.get("batch_size"):  # part of the settings key the base evaluation must match
         args += ["--batch-size", str(cfg["batch_size"])]
     return args
@@ -128,13 +130,15 @@ def _summaries(refs: list[str]) -> list[tuple[str, dict]]:
 
 def setting_differences(loaded: list[tuple[str, dict]]) -> list[str]:
     """What differs between evaluations that would make their numbers incomparable."""
+    from .evaluate import setting
+
     if len(loaded) < 2:
         return []
     first_label, first = loaded[0]
     problems = []
     for label, s in loaded[1:]:
         for key in MATCHED_SETTINGS:
-            a, b = (first.get("config") or {}).get(key), (s.get("config") or {}).get(key)
+            a, b = setting(first.get("config") or {}, key), setting(s.get("config") or {}, key)
             if a != b:
                 problems.append(f"{key}: {first_label} has {a!r}, {label} has {b!r}")
         for suite in set(first.get("prompts", {})) & set(s.get("prompts", {})):

@@ -46,6 +46,9 @@ SUITES = ("harmful", "overalign", "fluency", "emd", "capability")  # the default
 EXTRA_SUITES = ("jailbreak", "custom")  # on request (--suite)
 
 
+DTYPES = ("float32", "bfloat16")
+
+
 @dataclass
 class EvalConfig:
     suites: list = field(default_factory=lambda: list(SUITES))
@@ -64,6 +67,13 @@ class EvalConfig:
     suite_n: dict = field(default_factory=dict)  # per-suite prompt counts over n_prompts (None = all)
     extra_harmful: list = field(default_factory=list)  # more held-out harmful sets, e.g. ["harmbench"]
     reference_ppl: bool = True  # fluency: also the model's perplexity of the prompts' reference answers
+    # the evaluated model's weights: "float32" (exact; the default) or "bfloat16" (a faster
+    # evaluation whose answers and scores differ from float32's; bench/eval_speed.py measures how much)
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise SemsafeError(f"--dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
 
     def key(self) -> str:
         """Settings hash naming the evaluation folder; a prompt file enters by its *content*, so
@@ -73,12 +83,19 @@ class EvalConfig:
         for name in ("suite_n", "extra_harmful"):  # added later: unset, they leave earlier keys alone
             if not values[name]:
                 del values[name]
-        if self.reference_ppl:  # the same for a setting added later whose default is what was done before
-            del values["reference_ppl"]
+        for name in ("reference_ppl", "dtype"):  # the same for settings added later whose default is what was done before
+            if values[name] == setting({}, name):
+                del values[name]
         values["judge_versions"] = judge_versions(self)
         if self.prompts_file and Path(self.prompts_file).is_file():
             values["prompts_file"] = hashlib.sha256(Path(self.prompts_file).read_bytes()).hexdigest()
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def setting(config: dict, name: str):
+    """A setting of a stored evaluation config; a setting added after it was stored has the
+    default value (which is what was done before the setting existed)."""
+    return config[name] if name in config else asdict(EvalConfig())[name]
 
 
 # --- where prompts come from -------------------------------------------------------------------
@@ -186,13 +203,19 @@ def load_subject(model_spec: str | None = None, run_id: str | None = None, cfg: 
 
         run = Run.open(run_id)
         c = config_from_dict(run.config)
-        model, tok = run.load_model(device=generation_device())
+        model, tok = run.load_model(device=generation_device(), dtype=torch_dtype(cfg))
         folder = prepared_folder(c)
         return Subject(run_id, model, tok, model.disable_adapter, run.path / "eval",
                        str(folder) if folder else None, c.data.split_seed, base_spec=c.model, is_base=False)
-    model, tok = load_model(model_spec, device=generation_device())
+    model, tok = load_model(model_spec, device=generation_device(), dtype=torch_dtype(cfg))
     return Subject(f"base:{model_spec}", model, tok, contextlib.nullcontext, base_eval_dir(model_spec, cfg),
                    base_spec=model_spec)
+
+
+def torch_dtype(cfg: EvalConfig | None):
+    import torch
+
+    return getattr(torch, (cfg or EvalConfig()).dtype)
 
 
 def base_eval_dir(model_spec: str, cfg: EvalConfig | None = None) -> Path:
@@ -383,7 +406,7 @@ def finished_rows(subject: Subject, suite: str, records: list[Record], archive: 
 
 # what decides an answer: under greedy decoding the model and the token limit (the rule the
 # base model's shared answer cache follows); under sampling every sampling setting as well
-_ANSWER_SETTINGS = ("max_new_tokens", "do_sample")
+_ANSWER_SETTINGS = ("max_new_tokens", "do_sample", "dtype")
 _SAMPLING_SETTINGS = ("temperature", "top_p", "seed")
 
 
@@ -394,7 +417,7 @@ def same_answers(old_config: dict | None, cfg: EvalConfig) -> bool:
         return False
     new = asdict(cfg)
     names = _ANSWER_SETTINGS + (_SAMPLING_SETTINGS if cfg.do_sample else ())
-    return all(old_config.get(name) == new[name] for name in names)
+    return all(setting(old_config, name) == new[name] for name in names)
 
 
 def earlier_answers(archive: Path | None, tokenizer=None, max_new_tokens: int | None = None) -> dict:
@@ -425,10 +448,12 @@ def earlier_answers(archive: Path | None, tokenizer=None, max_new_tokens: int | 
 def answer_log(subject: Subject, cfg: EvalConfig, base: bool) -> Path:
     """Where answers are kept as they are generated. The base model's greedy answers go to one
     cache per model and token limit, shared by every evaluation of that model and by every
-    run's ``emd`` suite (the base model's work is done once); others stay with the evaluation."""
+    run's ``emd`` suite (the base model's work is done once); others stay with the evaluation.
+    A bfloat16 model's answers are other answers, so they get a cache of their own."""
     base_greedy = base or (subject.is_base and not cfg.do_sample)  # emd always scores greedy answers
     if base_greedy and subject.base_spec:
-        return cache_dir() / "answers" / f"{model_key(subject.base_spec)}-greedy-{cfg.max_new_tokens}.jsonl"
+        precision = "" if cfg.dtype == setting({}, "dtype") else f"-{cfg.dtype}"
+        return cache_dir() / "answers" / f"{model_key(subject.base_spec)}-greedy-{cfg.max_new_tokens}{precision}.jsonl"
     return subject.out_dir / ("base_answers.partial.jsonl" if base_greedy else "answers.partial.jsonl")
 
 

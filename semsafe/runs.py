@@ -131,7 +131,7 @@ class Run:
         rows = [r for r in self.metrics() if r.get("step", 0) <= last_step]
         atomic_write(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
-    def load_model(self, device=None):
+    def load_model(self, device=None, dtype=None):
         """``(model, tokenizer)``: the run's base model with its trained adapter; the base model
         is the same object with ``model.disable_adapter()``, so one copy serves before and after."""
         from peft import PeftModel
@@ -141,7 +141,7 @@ class Run:
         if not (self.path / "adapter" / "adapter_config.json").exists():
             raise SemsafeError(f"run {self.id} has no adapter yet (state: {self.state}); "
                                "wait for it to finish, or resume it")
-        base, tok = load_model(self.config["model"], device=device)
+        base, tok = load_model(self.config["model"], device=device, dtype=dtype)
         return PeftModel.from_pretrained(base, self.path / "adapter").eval(), tok
 
     def remove_incomplete_checkpoints(self) -> list[str]:

@@ -296,7 +296,7 @@ def test_the_reference_perplexity_can_be_left_out(embedded, tmp_path):
 
     with_ref = EvalConfig(suites=["fluency"], n_prompts=3, max_new_tokens=8, batch_size=4, n_bootstrap=50)
     without = EvalConfig(**{**asdict(with_ref), "reference_ppl": False})
-    old_values = {k: v for k, v in asdict(with_ref).items() if k not in ("suite_n", "extra_harmful", "reference_ppl")}
+    old_values = {k: v for k, v in asdict(with_ref).items() if k not in ("suite_n", "extra_harmful", "reference_ppl", "dtype")}
     old_values["judge_versions"] = judge_versions(with_ref)
     assert with_ref.key() == hashlib.sha256(json.dumps(old_values, sort_keys=True).encode()).hexdigest()[:10]
     assert without.key() != with_ref.key()
