@@ -190,8 +190,16 @@ def headline_deltas(before: Path, after: Path, suites: list[str]) -> list[str]:
         a, b = (pd.read_parquet(side / f"{suite}.parquet").set_index("id") for side in (before, after))
         shared = [i for i in a.index if i in b.index]
         a, b = a.loc[shared], b.loc[shared]
-        keep = np.asarray(counts(a)) & np.asarray(counts(b))
-        va, vb = value(a)[keep].astype(float).to_numpy(), value(b)[keep].astype(float).to_numpy()
+        try:
+            keep = np.asarray(counts(a)) & np.asarray(counts(b))
+            va, vb = value(a)[keep].astype(float).to_numpy(), value(b)[keep].astype(float).to_numpy()
+        except KeyError as missing:  # an older commit's rows may lack the column (e.g. no verdicts yet)
+            lines.append(f"  {suite:10s} {name}: not compared, a side's rows have no {missing}")
+            continue
+        judges = [c for c in ("judge_harm", "judge_refusal") if c in a and c in b and a[c].iloc[0] != b[c].iloc[0]]
+        if judges:
+            lines.append(f"  {suite:10s} {name}: not compared, the judges differ ({', '.join(judges)})")
+            continue
         d = paired_delta(va, vb, binary=suite in ("harmful", "overalign", "capability"))
         verdicts = ""
         if "verdict" in a:
