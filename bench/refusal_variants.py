@@ -43,7 +43,7 @@ Designs (each fitted with logistic regression, C as shipped):
 ``+data`` after a name adds ``+data``'s rows. The last six were added after the first four had
 been scored on the blind check, from the pyrit and dev figures alone, and were not candidates.
 
-    .venv/bin/python bench/refusal_variants.py [--styles]     # about 1 minute on 2 cores
+    .venv/bin/python bench/refusal_variants.py [--styles]     # about 2 minutes on 2 cores
 """
 
 import argparse
