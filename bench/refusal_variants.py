@@ -43,7 +43,7 @@ Designs (each fitted with logistic regression, C as shipped):
 ``+data`` after a name adds ``+data``'s rows. The last six were added after the first four had
 been scored on the blind check, from the pyrit and dev figures alone, and were not candidates.
 
-    .venv/bin/python bench/refusal_variants.py [--styles]     # about 2 minutes on 2 cores
+    .venv/bin/python bench/refusal_variants.py [--styles] [--thresholds]    # about 2 minutes on 2 cores
 """
 
 import argparse
@@ -230,6 +230,8 @@ def read(path: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--styles", action="store_true", help="also score the blind check, answer_styles.jsonl")
+    parser.add_argument("--thresholds", action="store_true",
+                        help="also v3's accuracy on every check when it calls p >= t a refusal, t from 0.2 to 0.6")
     args = parser.parse_args()
     prompts, texts, y = refusal.labelled_pyrit()
     checks = {}
@@ -247,23 +249,29 @@ def main() -> None:
     print(f"accuracy; pyrit: {len(y)} labels over {len(group)} prompts; " +
           ", ".join(f"{k}: n {len(v)}" for k, v in checks.items()))
     print(f"{'design':20s}" + "".join(f"{k[:16]:>18s}" for k in [*splits, *checks]))
-    right = {}
+    right, logits = {}, {}  # logits: per design and check, (logit, label) of each answer
     for name, (kind, more) in DESIGNS.items():
         extra_p, extra_t, extra_y = extra_rows(more)
         line = f"{name:20s}"
-        for pairs in splits.values():
-            pred = np.zeros_like(y)
+        for split, pairs in splits.items():
+            z = np.zeros(len(y))
             for tr, te in pairs:
                 judge = fit(kind, [prompts[i] for i in tr] + extra_p, [texts[i] for i in tr] + extra_t,
                             np.concatenate([y[tr], extra_y]))
-                pred[te] = (judge([prompts[i] for i in te], [texts[i] for i in te]) >= 0).astype(int)
-            line += f"{(pred == y).mean():18.3f}"
+                z[te] = judge([prompts[i] for i in te], [texts[i] for i in te])
+            logits[name, split] = z, y
+            line += f"{((z >= 0) == y).mean():18.3f}"
         judge = fit(kind, list(prompts) + extra_p, list(texts) + extra_t, np.concatenate([y, extra_y]))
         for check, members in checks.items():
             z = judge([r["prompt"] for r in members], [r["response"] for r in members])
-            right[name, check] = (z >= 0) == np.array([bool(r["refusal"]) for r in members])
+            logits[name, check] = z, np.array([int(r["refusal"]) for r in members])
+            right[name, check] = (z >= 0) == logits[name, check][1]
             line += f"{right[name, check].mean():18.3f}"
         print(line, flush=True)
+    if args.thresholds:  # is 0.5 where v3 should call a refusal? (its fit weighs the classes equally)
+        for t in (0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6):
+            print(f"{f'v3, p >= {t}':20s}" + "".join(f"{((z >= np.log(t / (1 - t))) == labels).mean():18.3f}"
+                                                  for (name, _), (z, labels) in logits.items() if name == "v3"))
     if args.styles:  # paired bootstrap over the blind check's answers: design minus v3
         rng = np.random.default_rng(0)
         n = len(checks["answer_styles"])
