@@ -165,7 +165,7 @@ def _eval(args) -> int:
 
     judges = dict(parse_judge_option(j) for j in args.judge or [])
     suite_n = dict(parse_suite_n(x) for x in args.suite_n or [])
-    from .evaluate import SUITES, EvalConfig, evaluate, load_subject
+    from .evaluate import SUITES, EvalConfig, answer_judges, evaluate, judges_to_train, load_subject
 
     suites = args.suite or (["custom"] if args.prompts else list(SUITES))
     cfg = EvalConfig(suites=suites, n_prompts=args.n, max_new_tokens=args.max_new_tokens,
@@ -186,6 +186,15 @@ def _eval(args) -> int:
                                                                        message="waiting: another job is using the device"))):
                 if job:
                     job.write_status(state="running", message="evaluating", started=time.time())
+                untrained = judges_to_train(cfg)
+                if untrained:  # before generating: minutes a user should hear about, not a stall at scoring
+                    message = (f"training the {' and '.join(untrained)} judge{'s' * (len(untrained) > 1)} "
+                               "(first use on this machine: a few minutes on 2 cores, then cached)")
+                    if job:
+                        job.write_status(state="running", message=message)
+                    answer_judges(cfg)
+                    if job:
+                        job.write_status(state="running", message="evaluating")
                 summary = evaluate(subject, cfg, on_progress=job.progress if job else None)
         except (SemsafeError, Exception) as err:
             if job:

@@ -371,6 +371,19 @@ def answer_judges(cfg: EvalConfig) -> dict:
             for role, make in built_in.items()}
 
 
+def judges_to_train(cfg: EvalConfig) -> list[str]:
+    """The built-in judges (roles) this evaluation will read answers with that this machine has
+    not trained yet: each trains once, on first use, the harm judge for minutes."""
+    from .judges import harm, refusal
+    from .judges.learned import is_trained
+
+    if not any(suite in ANSWERING_SUITES and suite != "fluency" for suite in cfg.suites):
+        return []  # no suite of these settings asks the refusal or harm judge
+    built_in = {"refusal": refusal, "harm": harm}
+    return [role for role, judge in built_in.items()
+            if role not in cfg.judges and not is_trained(judge.NAME, judge.VERSION)]
+
+
 def judge_versions(cfg: EvalConfig | None = None) -> dict:
     """Name and version of every judge, as recorded in each row and in the summary."""
     from .judges import builtin_versions

@@ -7,7 +7,7 @@ import pytest
 
 from semsafe.generate import Answer
 from semsafe.judges.fluency import distinct_n, repetition_rate, response_perplexity
-from semsafe.judges.learned import LinearJudge
+from semsafe.judges.learned import LinearJudge, is_trained
 from semsafe.judges.refusal import rule_refusal
 from semsafe.judges.toxicity import read_keras_tokenizer, toxicity_judge
 from semsafe.judges.card import TOXICITY_ORDER
@@ -69,9 +69,36 @@ def test_a_judge_pair_is_cached_whole_and_routes_cut_answers(tmp_path, monkeypat
     assert p[0] > 0.5 > p[1] and p[2] == p[0]
     load_or_train("pair", "1", train, features)
     assert len(trained) == 1  # read back, not retrained
+    assert is_trained("pair", "1") and not is_trained("pair", "2")
     (tmp_path / "judges" / "pair-cut.json").unlink()
+    assert not is_trained("pair", "1")  # half a pair is not a trained judge
     again = load_or_train("pair", "1", train, features)
-    assert len(trained) == 2 and again.cut is not None
+    assert len(trained) == 2 and again.cut is not None and is_trained("pair", "1")
+
+
+def test_an_evaluation_knows_which_judges_it_must_train_first(tmp_path, monkeypatch):
+    """`semsafe eval` trains missing judges before generating, and says so (the harm judge takes
+    minutes); judges_to_train names them, on the real judges."""
+    import json
+    import shutil
+
+    from semsafe.evaluate import EvalConfig, judges_to_train
+    from semsafe.judges.harm import harm_judge
+    from semsafe.judges.refusal import refusal_judge
+    from semsafe.paths import cache_dir
+
+    refusal_judge(), harm_judge()  # trained once per machine, in the user cache
+    assert judges_to_train(EvalConfig()) == []
+    shared = cache_dir() / "judges"
+    monkeypatch.setenv("SEMSAFE_CACHE", str(tmp_path / "new-machine"))
+    assert judges_to_train(EvalConfig()) == ["refusal", "harm"]
+    assert judges_to_train(EvalConfig(suites=["fluency", "emd", "capability"])) == []  # none reads answers so
+    assert judges_to_train(EvalConfig(judges={"harm": "hf:org/guard"})) == ["refusal"]  # a plugged-in one needs none
+    shutil.copytree(shared, tmp_path / "new-machine" / "judges")
+    assert judges_to_train(EvalConfig(suites=["harmful"])) == []
+    cut = tmp_path / "new-machine" / "judges" / "harm-cut.json"  # the harm judge's cut-answer model
+    cut.write_text(json.dumps({**json.loads(cut.read_text()), "version": "old"}))
+    assert judges_to_train(EvalConfig(suites=["harmful"])) == ["harm"]
 
 
 def test_validation_numbers_meet_targets():

@@ -5,6 +5,7 @@ import csv
 import functools
 import io
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from ..errors import SemsafeError
 from ..packs import pack_file
 from ..paths import cache_dir
 from ..store import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
 
 ENCODER = "all-MiniLM-L6-v2"
 
@@ -218,6 +221,21 @@ class PairJudge:
         return self.probability(prompts, responses) >= self.linear.threshold
 
 
+def is_trained(name: str, version: str, folder: Path | None = None) -> bool:
+    """Has this machine saved this version of the judge (and of its cut-answer model, if it has
+    one)? Reads only the .json files, which are written last."""
+    folder = folder or cache_dir() / "judges"
+    try:
+        meta = json.loads((folder / f"{name}.json").read_text())
+        if meta.get("version") != version:
+            return False
+        if meta.get("validation", {}).get("cut_model"):
+            return json.loads((folder / f"{name}-cut.json").read_text()).get("version") == version
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def load_or_train(name: str, version: str, train, features, retrain: bool = False) -> PairJudge:
     """The judge cached on disk, or trained (and saved) when missing, stale or ``retrain``.
     ``train`` returns a LinearJudge, or (whole-answer judge, cut-answer judge)."""
@@ -227,6 +245,9 @@ def load_or_train(name: str, version: str, train, features, retrain: bool = Fals
         cut = LinearJudge.load(f"{name}-cut", version)
         linear = linear if cut is not None else None
     if linear is None:
+        # said, because the first evaluation or `prepare` on a machine otherwise sits silent here
+        log.warning("training the %s judge v%s (first use on this machine; a few minutes on 2 cores, "
+                    "then cached in %s)", name, version, cache_dir() / "judges")
         trained = train()
         linear, cut = trained if isinstance(trained, tuple) else (trained, None)
         if cut is not None:
