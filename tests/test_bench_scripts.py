@@ -26,8 +26,9 @@ for path in sorted(bench.glob("*.py")):
     except Exception as err:  # noqa: BLE001 - any failure to import is the finding
         problems.append(f"{path.name}: importing it fails: {type(err).__name__}: {err}")
         continue
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     modules = {}  # local name -> a semsafe module the script bound to it
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("semsafe"):
             for alias in node.names:
                 value = getattr(importlib.import_module(node.module), alias.name, None)
@@ -37,7 +38,7 @@ for path in sorted(bench.glob("*.py")):
             for alias in node.names:
                 if alias.name.startswith("semsafe") and alias.asname:
                     modules[alias.asname] = importlib.import_module(alias.name)
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
                 and node.value.id in modules and not hasattr(modules[node.value.id], node.attr)):
             problems.append(f"{path.name}:{node.lineno}: {modules[node.value.id].__name__} has no {node.attr!r}")
