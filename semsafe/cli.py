@@ -186,15 +186,13 @@ def _eval(args) -> int:
                                                                        message="waiting: another job is using the device"))):
                 if job:
                     job.write_status(state="running", message="evaluating", started=time.time())
-                untrained = judges_to_train(cfg)
-                if untrained:  # before generating: minutes a user should hear about, not a stall at scoring
-                    message = (f"training the {' and '.join(untrained)} judge{'s' * (len(untrained) > 1)} "
-                               "(first use on this machine: a few minutes on 2 cores, then cached)")
-                    if job:
-                        job.write_status(state="running", message=message)
+                untrained = judges_to_train(cfg) if job else []
+                if untrained:  # evaluate() would train them first too; here the job's status says so meanwhile
+                    job.write_status(state="running", message=f"training the {' and '.join(untrained)} judge"
+                                     f"{'s' * (len(untrained) > 1)} (first use on this machine: a few minutes "
+                                     "on 2 cores, then cached)")
                     answer_judges(cfg)
-                    if job:
-                        job.write_status(state="running", message="evaluating")
+                    job.write_status(state="running", message="evaluating")
                 summary = evaluate(subject, cfg, on_progress=job.progress if job else None)
         except (SemsafeError, Exception) as err:
             if job:

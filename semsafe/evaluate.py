@@ -246,8 +246,10 @@ def evaluate(subject: Subject, cfg: EvalConfig, progress: bool = True, on_progre
     prompts = {suite: suite_prompts(suite, cfg, subject.prepared) for suite in cfg.suites}  # read once
     check_prompt_lengths(subject, cfg, prompts)
     not_english = warn_if_not_english(prompts, cfg)
-    if cfg.judges:
-        answer_judges(cfg)  # a classifier that cannot load fails now, not after generating
+    if cfg.judges or judges_to_train(cfg):
+        # before generating: a classifier that cannot load fails now, and a judge this machine has
+        # not trained yet trains now (minutes, logged), not as a silent stall at scoring
+        answer_judges(cfg)
     meta = subject.out_dir / "eval_config.json"
     earlier = None  # an archived evaluation whose answers (and rows a changed judge left alone) hold
     if meta.exists():

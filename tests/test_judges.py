@@ -101,6 +101,36 @@ def test_an_evaluation_knows_which_judges_it_must_train_first(tmp_path, monkeypa
     assert judges_to_train(EvalConfig(suites=["harmful"])) == ["harm"]
 
 
+def test_a_judge_this_machine_lacks_is_trained_before_any_answer_is_generated(tmp_path, monkeypatch):
+    """On the real embedded model and the real refusal judge (about 15 s to train)."""
+    import shutil
+
+    from semsafe.evaluate import EvalConfig, evaluate, judges_to_train, load_subject
+    from semsafe.judges.harm import harm_judge
+    from semsafe.judges.refusal import refusal_judge
+    from semsafe.paths import cache_dir
+
+    harm_judge()
+    shared = cache_dir()
+    machine = tmp_path / "new-machine"
+    (machine / "judges").mkdir(parents=True)
+    (machine / "models").symlink_to(shared / "models")
+    for path in (shared / "judges").glob("harm*"):
+        shutil.copy(path, machine / "judges" / path.name)
+    monkeypatch.setenv("SEMSAFE_CACHE", str(machine))
+    refusal_judge.cache_clear()  # the process holds the user cache's judge
+    try:
+        cfg = EvalConfig(suites=["harmful"], n_prompts=2, max_new_tokens=4)
+        assert judges_to_train(cfg) == ["refusal"]
+        subject = load_subject(model_spec="smollm2-135m-instruct", cfg=cfg)
+        evaluate(subject, cfg, progress=False)
+        trained = (machine / "judges" / "refusal.json").stat().st_mtime_ns
+        answered = min(p.stat().st_mtime_ns for p in (machine / "answers").rglob("*.jsonl"))
+        assert judges_to_train(cfg) == [] and trained <= answered
+    finally:
+        refusal_judge.cache_clear()
+
+
 def test_validation_numbers_meet_targets():
     """The validation the cached judges were trained with (by this code: the cache is keyed by
     judge version) meets the documented targets."""
