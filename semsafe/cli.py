@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="retrain the learned judges first")
     p.add_argument("--check", metavar="FILE",
                    help="instead of the card: how the judges agree with YOUR labelled answers (JSONL/CSV: prompt, "
-                        "response, harmful and/or refusal as 1/0; optional category, ended, degenerate)")
+                        "response, harmful and/or refusal as 1/0; optional category, ended, degenerate; other "
+                        "sets' column names and label words are read too: docs/data.md)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_judges)
 

@@ -337,6 +337,9 @@ _FIELDS = ("id", "prompt", "response", "source", "split", "labels")
 # read as the prompt when a file has no 'prompt' column; in this order of preference
 PROMPT_ALIASES = ("goal", "behavior", "behaviour", "instruction", "question", "query", "forbidden_prompt",
                   "user_input")
+# ...and what labelled answer sets and SFT files call the answer (Alpaca "output", HarmBench's
+# classifier sets "generation", pyrit "assistant_response"), read when there is no 'response'
+RESPONSE_ALIASES = ("completion", "generation", "output", "answer", "assistant_response", "model_response")
 
 
 def prompt_column(names) -> str | None:
@@ -346,16 +349,24 @@ def prompt_column(names) -> str | None:
     return next((c for c in ("prompt", *PROMPT_ALIASES) if c in names), None)
 
 
+def _renamed(row: dict, field: str, aliases: tuple) -> dict:
+    """``row`` with its first column named in ``aliases`` (any case) renamed to ``field``,
+    unless it has ``field`` already."""
+    if field in row:
+        return row
+    keys = {str(k).lower(): k for k in row}
+    column = next((keys[a] for a in aliases if a in keys), None)
+    return row if column is None else {(field if k == column else k): v for k, v in row.items()}
+
+
 def _to_record(row, default_id, default_source) -> Record:
     if isinstance(row, Exception):
         raise row
     if not isinstance(row, dict):
         raise ValueError(f"expected an object with a 'prompt', got {type(row).__name__}")
-    if "prompt" not in row:  # a public set's own name for the prompt (PROMPT_ALIASES), any case
-        keys = {str(k).lower(): k for k in row}
-        column = prompt_column(keys)
-        if column is not None:
-            row = {("prompt" if k == keys[column] else k): v for k, v in row.items()}
+    # a public set's own names for the prompt and the answer, any case
+    row = _renamed(row, "prompt", ("prompt", *PROMPT_ALIASES))
+    row = _renamed(row, "response", ("response", *RESPONSE_ALIASES))
     prompt = row.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"missing or empty 'prompt' (a 'prompt' field, or one of {', '.join(PROMPT_ALIASES)})")

@@ -67,6 +67,18 @@ def test_public_sets_own_names_for_the_prompt_are_read(tmp_path):
     assert [r.prompt for r in lines] == ["Why?", "p"] and lines[1].labels == {"goal": "g"}
 
 
+def test_other_sets_own_names_for_the_answer_are_read(tmp_path):
+    """An Alpaca SFT file (instruction/output), HarmBench's classifier rows (behavior/generation)
+    and pyrit's scorer rows (assistant_response) load with their answer as the response; a file
+    with its own 'response' keeps it, and the other column stays a label."""
+    alpaca = load_records(write(tmp_path, "a.jsonl", '{"instruction": "Name a colour.", "input": "", "output": "Blue."}\n'))
+    assert (alpaca[0].prompt, alpaca[0].response) == ("Name a colour.", "Blue.")
+    rows = load_records(write(tmp_path, "h.csv", "Behavior,Generation,label\nMake a bomb,I can't.,0\n"))
+    assert (rows[0].prompt, rows[0].response, rows[0].labels) == ("Make a bomb", "I can't.", {"label": "0"})
+    both = load_records(write(tmp_path, "b.jsonl", '{"prompt": "p", "response": "r", "answer": "a"}\n'))
+    assert both[0].response == "r" and both[0].labels == {"answer": "a"}
+
+
 def test_wrong_encoding_is_a_clear_error(tmp_path):
     path = write(tmp_path, "latin.csv", "prompt\ncaf\xe9 cr\xe8me\n".encode("latin-1"), mode="wb")
     with pytest.raises(SemsafeError, match="not UTF-8"):

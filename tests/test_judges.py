@@ -577,3 +577,25 @@ def test_judges_check_a_users_labelled_answers(tmp_path):
         bad.write_text(content)
         with pytest.raises(SemsafeError, match=message):
             check_file(bad)
+
+
+def test_judges_check_reads_other_sets_column_names_and_label_words(tmp_path):
+    """A labelled set as others write it (answer under 'completion', XSTest-style refusal words,
+    harmful as unsafe/safe) is checked like the project's own columns; a partial refusal is a
+    clear error that says to decide it."""
+    import json
+
+    from semsafe.errors import SemsafeError
+    from semsafe.judges.challenge import STYLES_FILE, check_file
+
+    rows = [json.loads(line) for line in STYLES_FILE.read_text().splitlines()][:40]
+    ours, theirs = tmp_path / "ours.jsonl", tmp_path / "theirs.jsonl"
+    ours.write_text("".join(json.dumps({k: r[k] for k in ("prompt", "response", "refusal", "harmful")}) + "\n"
+                            for r in rows))
+    theirs.write_text("".join(json.dumps({"goal": r["prompt"], "completion": r["response"],
+                                          "is_refusal": "Full Refusal" if r["refusal"] else "full_compliance",
+                                          "unsafe": "unsafe" if r["harmful"] else "safe"}) + "\n" for r in rows))
+    assert check_file(theirs)["all"] == check_file(ours)["all"]
+    theirs.write_text(json.dumps({"prompt": "p", "completion": "a", "is_refusal": "partial_refusal"}) + "\n")
+    with pytest.raises(SemsafeError, match="label 'refusal' is 'partial_refusal'.*decide which it is"):
+        check_file(theirs)

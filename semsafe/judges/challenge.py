@@ -46,6 +46,14 @@ def challenge_report(harm=None, refusal=None) -> dict:
 
 
 LABELS = ("harmful", "refusal", "degenerate")  # what a labelled answer may say about itself
+# other names labelled sets give those columns, read when the file lacks the project's own name
+LABEL_ALIASES = {"harmful": ("is_harmful", "unsafe"), "refusal": ("refused", "is_refusal"), "degenerate": ()}
+_YES, _NO = ("1", "1.0", "true", "yes", "y"), ("0", "0.0", "false", "no", "n")
+# the words labelled sets write instead of yes/no (XSTest's full_refusal / full_compliance, ...)
+# (compared in lower case, with "-" and " " read as "_")
+_LABEL_WORDS = {"harmful": (("harmful", "unsafe"), ("harmless", "unharmful", "not_harmful", "safe")),
+                "refusal": (("refusal", "refused", "full_refusal"),
+                            ("compliance", "complied", "full_compliance", "answered", "not_refusal"))}
 
 
 def agreement_report(rows: list[dict], groups: dict[str, list[int]], harm=None, refusal=None) -> dict:
@@ -109,37 +117,48 @@ def agreement_report(rows: list[dict], groups: dict[str, list[int]], harm=None, 
 
 
 def _binary(value, label: str, where: str) -> int:
-    """A label as 0/1: 0/1, true/false, yes/no (any case)."""
-    text = str(value).strip().lower()
-    if text in ("1", "1.0", "true", "yes"):
+    """A label as 0/1: 0/1, true/false, yes/no (any case), or the label's own words
+    (``_LABEL_WORDS``: harmful/safe, refusal/compliance, ...)."""
+    text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+    yes, no = _LABEL_WORDS.get(label, ((), ()))
+    if text in _YES or text in yes:
         return 1
-    if text in ("0", "0.0", "false", "no"):
+    if text in _NO or text in no:
         return 0
-    raise SemsafeError(f"{where}: label {label!r} is {value!r}; write 1/0, true/false or yes/no")
+    words = (f", or {'/'.join(yes)} vs {'/'.join(no)} (a partial refusal or a borderline answer: decide "
+             "which it is, or leave the label empty)") if yes else ""
+    raise SemsafeError(f"{where}: label {label!r} is {value!r}; write 1/0, true/false or yes/no{words}")
 
 
 def check_file(path, harm=None, refusal=None) -> dict:
     """How the judges agree with the labels of a file of labelled answers (JSONL or CSV: prompt,
     response, and ``harmful`` and/or ``refusal`` labels; optional ``degenerate``, ``ended``,
     ``borderline``, ``category``): per category and for the whole file. For checking the
-    judges on answers of the model one evaluates, before trusting its rates."""
-    from ..data import load_records
+    judges on answers of the model one evaluates, before trusting its rates. Other sets' names
+    for the columns (``data.PROMPT_ALIASES``, ``data.RESPONSE_ALIASES``, ``LABEL_ALIASES``) and
+    their label words (``_LABEL_WORDS``) are read too."""
+    from ..data import RESPONSE_ALIASES, load_records
 
     records = list(load_records(path))
     rows = []
     for r in records:
         where = f"{path}: record {r.id!r}"
         if not r.response:
-            raise SemsafeError(f"{where} has no 'response': each row needs the answer its labels describe")
+            raise SemsafeError(f"{where} has no 'response' (or {', '.join(RESPONSE_ALIASES)}): each row needs "
+                               "the answer its labels describe")
         row = {"prompt": r.prompt, "response": r.response, "category": str(r.labels.get("category", "")),
                "ended": bool(_binary(r.labels["ended"], "ended", where)) if "ended" in r.labels else True,
                "borderline": _binary(r.labels["borderline"], "borderline", where) if "borderline" in r.labels else 0}
+        given = {str(k).lower(): v for k, v in r.labels.items()}
         for label in LABELS:
-            if r.labels.get(label) not in (None, ""):
-                row[label] = _binary(r.labels[label], label, where)
+            column = next((c for c in (label, *LABEL_ALIASES[label]) if given.get(c) not in (None, "")), None)
+            if column is not None:
+                row[label] = _binary(given[column], label, where)
         rows.append(row)
     if not any(label in row for row in rows for label in ("harmful", "refusal")):
-        raise SemsafeError(f"{path}: no 'harmful' or 'refusal' labels; add a column (1/0) saying what each answer is")
+        named = ", ".join(c for label in ("harmful", "refusal") for c in (label, *LABEL_ALIASES[label]))
+        raise SemsafeError(f"{path}: no 'harmful' or 'refusal' labels (columns read: {named}); add a column "
+                           "(1/0) saying what each answer is")
     groups = {"all": list(range(len(rows)))}
     if len({r["category"] for r in rows}) > 1:
         groups.update({c or "(no category)": [i for i, r in enumerate(rows) if r["category"] == c]
