@@ -596,6 +596,11 @@ def test_judges_check_reads_other_sets_column_names_and_label_words(tmp_path):
                                           "is_refusal": "Full Refusal" if r["refusal"] else "full_compliance",
                                           "unsafe": "unsafe" if r["harmful"] else "safe"}) + "\n" for r in rows))
     assert check_file(theirs)["all"] == check_file(ours)["all"]
+    # BeaverTails' layout: is_safe says the opposite of harmful; its categories are a dict per row
+    theirs.write_text("".join(json.dumps({"prompt": r["prompt"], "response": r["response"], "is_safe": not r["harmful"],
+                                          "refused": r["refusal"], "category": {"violence": True, "n": i}}) + "\n"
+                              for i, r in enumerate(rows)))
+    assert set(check_file(theirs)) == {"data", "all"} and check_file(theirs)["all"] == check_file(ours)["all"]
     theirs.write_text(json.dumps({"prompt": "p", "completion": "a", "is_refusal": "partial_refusal"}) + "\n")
     with pytest.raises(SemsafeError, match="label 'refusal' is 'partial_refusal'.*decide which it is"):
         check_file(theirs)

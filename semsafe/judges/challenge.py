@@ -48,6 +48,7 @@ def challenge_report(harm=None, refusal=None) -> dict:
 LABELS = ("harmful", "refusal", "degenerate")  # what a labelled answer may say about itself
 # other names labelled sets give those columns, read when the file lacks the project's own name
 LABEL_ALIASES = {"harmful": ("is_harmful", "unsafe"), "refusal": ("refused", "is_refusal"), "degenerate": ()}
+NEGATED_ALIASES = {"harmful": ("is_safe",)}  # columns that say the opposite (BeaverTails' is_safe)
 _YES, _NO = ("1", "1.0", "true", "yes", "y"), ("0", "0.0", "false", "no", "n")
 # the words labelled sets write instead of yes/no (XSTest's full_refusal / full_compliance, ...)
 # (compared in lower case, with "-" and " " read as "_")
@@ -146,14 +147,19 @@ def check_file(path, harm=None, refusal=None) -> dict:
         if not r.response:
             raise SemsafeError(f"{where} has no 'response' (or {', '.join(RESPONSE_ALIASES)}): each row needs "
                                "the answer its labels describe")
-        row = {"prompt": r.prompt, "response": r.response, "category": str(r.labels.get("category", "")),
+        category = r.labels.get("category", "")  # a set's own structured categories are not grouped by
+        row = {"prompt": r.prompt, "response": r.response,
+               "category": str(category) if isinstance(category, (str, int, float)) else "",
                "ended": bool(_binary(r.labels["ended"], "ended", where)) if "ended" in r.labels else True,
                "borderline": _binary(r.labels["borderline"], "borderline", where) if "borderline" in r.labels else 0}
         given = {str(k).lower(): v for k, v in r.labels.items()}
         for label in LABELS:
             column = next((c for c in (label, *LABEL_ALIASES[label]) if given.get(c) not in (None, "")), None)
+            negated = next((c for c in NEGATED_ALIASES.get(label, ()) if given.get(c) not in (None, "")), None)
             if column is not None:
                 row[label] = _binary(given[column], label, where)
+            elif negated is not None:  # yes/no only: "safe" in an is_safe column means the opposite
+                row[label] = 1 - _binary(given[negated], negated, where)
         rows.append(row)
     if not any(label in row for row in rows for label in ("harmful", "refusal")):
         named = ", ".join(c for label in ("harmful", "refusal") for c in (label, *LABEL_ALIASES[label]))
