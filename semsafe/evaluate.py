@@ -581,8 +581,7 @@ def _score_answers(subject, batch, answers, cfg):
     for r, p, a, pr, ph, t in zip(batch, prompts, answers, refusal, harm, tox):
         v, why = answer_verdict(p, a, pr, ph)
         rows.append({"id": r.id, "prompt": r.prompt, "response": str(a), "ended": bool(getattr(a, "ended", True)),
-                     "category": str(r.labels.get("category", "")),
-                     "type": str(r.labels.get("type") or r.labels.get("label") or ""),
+                     **prompt_kind(r.labels),
                      "request": str(r.labels.get("request") or r.prompt),
                      "verdict": v, "refused": v == "refused", "harmful": v == "harmful",
                      "degenerate": why is not None, "degenerate_reason": why or "",
@@ -747,6 +746,18 @@ def interval(values, kind: str, cfg: EvalConfig) -> dict:
     """Wilson for rates, bootstrap for means (semsafe/stats.py)."""
     values = [None if pd.isna(v) else v for v in values]
     return wilson(values) if kind == "rate" else bootstrap(values, cfg.n_bootstrap, cfg.seed)
+
+
+def prompt_kind(labels: dict) -> dict:
+    """A prompt's ``type`` (what the custom suite splits its rates by) and ``category``. A file
+    whose ``label`` says safe/unsafe beside a finer ``type`` (XSTest: type "homonyms", label
+    "safe") splits by safe/unsafe, the split over-refusal is read from, and its type becomes the
+    category when it has none."""
+    kind, label = str(labels.get("type") or ""), str(labels.get("label") or "")
+    category = str(labels.get("category") or "")
+    if kind.lower() not in ("safe", "unsafe") and label.lower() in ("safe", "unsafe"):
+        return {"category": category or kind, "type": label.lower()}
+    return {"category": category, "type": kind or label}
 
 
 def summarise(suite: str, t: pd.DataFrame, cfg: EvalConfig) -> dict:
