@@ -154,12 +154,30 @@ def suite_prompts(suite: str, cfg: EvalConfig, prepared: str | None = None) -> l
     elif suite == "custom":
         if not cfg.prompts_file:
             raise SemsafeError("the custom suite needs --prompts FILE (JSONL or CSV with a 'prompt' column)")
-        recs = list(load_records(cfg.prompts_file))[:n]
+        every = list(load_records(cfg.prompts_file))
+        recs = every[:n]
+        warn_if_labels_left_out(every, recs, cfg.prompts_file)
     else:
         raise SemsafeError(f"unknown suite {suite!r}; choose from {', '.join([*SUITES, *EXTRA_SUITES])}")
     if not recs:
         raise SemsafeError(f"suite {suite!r} has no prompts")
     return recs
+
+
+def warn_if_labels_left_out(every: list[Record], chosen: list[Record], path) -> list[str]:
+    """The custom suite takes a file's first N prompts, as the file orders them; a file sorted by
+    label (XSTest: its safe prompts first) then loses whole labels. Warn, naming them, and return
+    them."""
+    import logging
+
+    kinds = [{prompt_kind(r.labels)["type"] for r in records} for records in (every, chosen)]
+    missing = sorted(k for k in kinds[0] - kinds[1] if k)
+    if missing:
+        logging.getLogger(__name__).warning(
+            "the first %d of the %d prompts of %s hold no prompt labelled %s, so the custom suite's rates "
+            "leave them out; pass --suite-n custom=all, or shuffle the file", len(chosen), len(every), path,
+            ", ".join(missing))
+    return missing
 
 
 def _spread(records, n):
