@@ -34,7 +34,7 @@ except SemsafeError:
 # the base model must be evaluated with the same settings as the runs it is compared with
 settings_from = evaluated[0] if evaluated else None
 base_args = eval_args_matching(settings_from) if settings_from else []
-base_matches = has_matching_base(spec, settings_from) if settings_from else have_base
+base_matches = has_matching_base(spec, settings_from)
 
 
 def suites_of(args: list[str]) -> list[str]:

@@ -105,10 +105,14 @@ def eval_args_matching(ref: str) -> list[str]:
     return args
 
 
-def has_matching_base(spec: str, ref: str) -> bool:
-    """Whether ``base:spec`` has an evaluation made with the settings of ``ref``'s."""
+def has_matching_base(spec: str, ref: str | None) -> bool:
+    """Whether ``base:spec`` has an evaluation made with the settings of ``ref``'s, or, with no
+    ``ref``, with `semsafe eval --model spec`'s defaults (what the Compare page runs for the base
+    model before any run is evaluated: an evaluation of other suites or sizes does not count)."""
+    from .evaluate import EvalConfig
+
     try:
-        key = json.loads((find_eval_dir(ref) / "eval_config.json").read_text())["key"]
+        key = json.loads((find_eval_dir(ref) / "eval_config.json").read_text())["key"] if ref else EvalConfig().key()
     except (OSError, ValueError, KeyError, SemsafeError):
         return False
     return (cache_dir() / "eval" / f"{model_key(spec)}-{key}" / "summary.json").exists()

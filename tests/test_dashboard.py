@@ -95,3 +95,30 @@ def test_playground_teaches_that_nll_not_minus_nll_is_unbounded(runs):
     at.slider(key="p-kill").set_value(1.0).run()  # the slider reads 1.00; the maths uses the share
     used = next(c.value for c in at.caption if c.value.startswith("P as used"))
     assert "kill 0.51" in used
+
+
+def test_compare_offers_the_default_evaluation_of_a_base_model_evaluated_otherwise(runs, empty_cache, embedded):
+    """A base model evaluated only on other suites or sizes (here the emd suite on 2 prompts) is
+    not "evaluated with these settings": the Compare page's button, which runs the default
+    evaluation, stays enabled until an evaluation with the default settings exists."""
+    import shutil
+
+    from semsafe.evaluate import EvalConfig, evaluate, load_subject
+    from semsafe.store import model_key
+
+    spec = "smollm2-135m-instruct"
+    cfg = EvalConfig(suites=["emd"], n_prompts=2, max_new_tokens=4)
+    subject = load_subject(model_spec=spec, cfg=cfg)
+    evaluate(subject, cfg, progress=False)
+
+    def base_button(at):
+        return by_label(at.button, "Evaluate the base model")
+
+    at = page("pages/4_Compare.py").run()
+    assert not at.exception and not base_button(at).disabled
+    assert not any("evaluated with these settings" in c.value for c in at.caption)
+    # the same folder under the default settings' key stands for a default evaluation
+    shutil.copytree(subject.out_dir, empty_cache / "eval" / f"{model_key(spec)}-{EvalConfig().key()}")
+    at = page("pages/4_Compare.py").run()
+    assert not at.exception and base_button(at).disabled
+    assert any("evaluated with these settings" in c.value for c in at.caption)
