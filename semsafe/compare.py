@@ -23,7 +23,7 @@ KEY_METRICS = [("harmful", "harmful_rate"), ("harmful", "refusal_rate"), ("harmf
                ("overalign", "over_refusal_rate"), ("overalign", "unsafe_refusal_rate"),
                ("fluency", "log_ppl_generated_under_base"), ("fluency", "ppl_generated_under_base"),
                ("fluency", "distinct_2"), ("fluency", "repetition"),
-               ("fluency", "ppl_reference"), ("capability", "accuracy"),
+               ("fluency", "ppl_reference"), ("capability", "accuracy"), ("capability", "chance"),
                ("emd", "emd_to_harmful"), ("emd", "lower_bound")]
 # settings two evaluations must share to be compared (the rest, e.g. batch size, cannot
 # change an answer under greedy decoding)
@@ -415,6 +415,7 @@ METRIC_DEFINITIONS = {
     "repetition": "share of an answer's 4-grams that repeat an earlier one; lower is better",
     "ppl_reference": "secondary: the model's perplexity of fixed reference answers (flattening lowers it)",
     "accuracy": "multiple-choice accuracy by log-likelihood (capability); higher is better",
+    "chance": "the accuracy of picking at random on the same questions: accuracy means knowledge only above it",
     "emd_to_harmful": "mean EMD from the model to the base model's harmful answers; higher = further from them",
     "lower_bound": "mean centroid lower bound of that EMD",
 }

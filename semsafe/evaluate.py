@@ -746,7 +746,7 @@ def metric_values(suite: str, t: pd.DataFrame) -> dict:
 def read_summary(folder: Path) -> dict:
     """An evaluation's ``summary.json``, with each derived metric (``DERIVED_METRICS``) that it
     lacks, because it was written before the metric existed, computed from the suite's rows
-    with the evaluation's own bootstrap settings."""
+    with the evaluation's own bootstrap settings (and capability's chance level, likewise)."""
     summary = json.loads((Path(folder) / "summary.json").read_text())
     config = summary.get("config") or {}
     cfg = EvalConfig(**{k: config[k] for k in ("n_bootstrap", "seed") if k in config})
@@ -757,6 +757,8 @@ def read_summary(folder: Path) -> dict:
             computed = metric_values(suite, pd.read_parquet(rows))
             for name in missing:
                 values[name] = interval(computed[name][0].tolist(), computed[name][1], cfg)
+        if suite == "capability" and "chance" not in values and rows.exists():  # added after some were stored
+            values["chance"] = capability_chance(pd.read_parquet(rows))
     return summary
 
 
@@ -795,6 +797,16 @@ def summarise(suite: str, t: pd.DataFrame, cfg: EvalConfig) -> dict:
         out["distinct_2"] = {"mean": distinct_n(t["response"].tolist(), 2), "low": None, "high": None,
                              "n": len(t), "interval": "none (pooled over answers)"}
     if suite == "capability":
+        out["chance"] = capability_chance(t)
         for cat, rows in t.groupby("category"):
             out[f"accuracy[{cat}]"] = wilson(rows["correct"].astype(float).tolist())
     return out
+
+
+def capability_chance(t: pd.DataFrame) -> dict:
+    """The accuracy a random pick would score on the questions asked (the mean of 1/choices):
+    the yardstick an accuracy must clear before it says the model knows anything. A small
+    model's likelihoods may lean on one choice whatever the question (the embedded model picks
+    "No." for 35 of 36 yes/no questions), which leaves its accuracy near this."""
+    return {"mean": float(np.mean([1 / len(c) for c in t["choices"]])), "low": None, "high": None,
+            "n": len(t), "interval": "none (exact for these questions)"}
