@@ -47,8 +47,8 @@ def main() -> None:
     chance = {c: np.mean([1 / len(it["labels"]["choices"]) for it in items if it["labels"]["category"] == c])
               for c in categories}
     chance["all"] = np.mean([1 / len(it["labels"]["choices"]) for it in items])
-    print(f"{"scoring":38s} " + " ".join(f"{c:>16s}" for c in [*categories, "all"]) + "   'No.' picks (yes/no)")
-    print(f"{"chance":38s} " + " ".join(f"{chance[c]:16.3f}" for c in [*categories, "all"]))
+    print(f"{'scoring':38s} " + " ".join(f"{c:>16s}" for c in [*categories, "all"]) + "   'No.' picks (yes/no)")
+    print(f"{'chance':38s} " + " ".join(f"{chance[c]:16.3f}" for c in [*categories, "all"]))
     for name, scores in scorings.items():
         picks = [int(np.argmin(scores[owner == i])) for i in range(len(items))]
         right = Counter()
