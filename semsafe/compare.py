@@ -255,7 +255,7 @@ def word_diff_html(a: str, b: str) -> str:
 def paired_deltas(refs: list[str], folders: dict) -> dict:
     """``{(suite, metric, ref): paired_delta}`` of each later subject against the first, on the
     prompts both answered."""
-    from .evaluate import metric_values
+    from .evaluate import MODEL_METRICS, metric_values
     from .stats import paired_delta
 
     out = {}
@@ -264,20 +264,40 @@ def paired_deltas(refs: list[str], folders: dict) -> dict:
         path0 = folders[first] / f"{suite}.parquet"
         if not path0.exists():
             continue
-        before = metric_values(suite, pd.read_parquet(path0))
+        rows0 = pd.read_parquet(path0)
+        before = metric_values(suite, rows0)
         for ref in refs[1:]:
             path = folders[ref] / f"{suite}.parquet"
             if not path.exists():
                 continue
-            after = metric_values(suite, pd.read_parquet(path))
+            rows1 = pd.read_parquet(path)
+            after = metric_values(suite, rows1)
+            same = same_answers(rows0, rows1)
             for name, (values0, kind) in before.items():
                 if name not in after:
                     continue
                 values1 = after[name][0]
                 ids = [i for i in values0.index if i in values1.index]
+                if name not in MODEL_METRICS:
+                    # the same answer has the same value: a float32 sum taken along another path
+                    # (scores read off generation vs a separate forward) is not a difference
+                    values1 = values1.copy()
+                    for i in set(ids) & same:
+                        values1[i] = values0[i]
                 out[(suite, name, ref)] = paired_delta(
                     [_none(values0[i]) for i in ids], [_none(values1[i]) for i in ids], binary=kind == "rate")
     return out
+
+
+def same_answers(rows0: pd.DataFrame, rows1: pd.DataFrame) -> set:
+    """Prompt ids two evaluations answered identically (the same text, both ended or both cut);
+    empty for suites without answers."""
+    if not {"id", "response"} <= set(rows0) or not {"id", "response"} <= set(rows1):
+        return set()
+    columns = ["response", *(["ended"] if "ended" in rows0 and "ended" in rows1 else [])]
+    a, b = rows0.set_index("id")[columns], rows1.set_index("id")[columns]
+    ids = a.index.intersection(b.index)
+    return set(ids[(a.loc[ids] == b.loc[ids]).all(axis=1).to_numpy()])
 
 
 def _none(v):

@@ -708,6 +708,11 @@ def _log(values: pd.Series) -> pd.Series:
 # the fluency headline: one degenerate answer with perplexity 1e20 makes the plain mean of
 # perplexities, and any difference of two such means, say nothing about the other answers.
 DERIVED_METRICS = {"log_ppl_generated_under_base": ("ppl_generated_under_base", _log)}
+# metrics of an answering suite that the model reaches only through its answer: fixed judges,
+# or the frozen base model, read the prompt and the answer (its text, and whether it ended).
+# Two subjects that gave the same answer have the same value; the rest (the model's own
+# perplexity of reference answers) depend on the model itself.
+MODEL_METRICS = ("ppl_reference",)
 
 
 def metric_values(suite: str, t: pd.DataFrame) -> dict:

@@ -98,6 +98,14 @@ def test_the_base_models_evaluation_reads_its_scores_off_generation(embedded, em
     a, b = (pd.read_parquet(tmp_path / side / "fluency.parquet") for side in ("a", "b"))
     for x, y in zip(a["ppl_generated_under_base"], b["ppl_generated_under_base"]):
         assert abs(x - y) <= _ppl_tolerance(y), (x, y)
+    # a comparison of the two (the same answers) finds no difference, let alone an effect: the
+    # rounding of one path against the other, however consistent its sign, is not a change
+    from semsafe.compare import paired_deltas
+
+    deltas = paired_deltas(["a", "b"], {"a": tmp_path / "a", "b": tmp_path / "b"})
+    for metric in ("ppl_generated_under_base", "log_ppl_generated_under_base", "repetition"):
+        d = deltas[("fluency", metric, "b")]
+        assert d["delta"] == d["low"] == d["high"] == 0 and not d["significant"], (metric, d)
     a, b = (pd.read_parquet(tmp_path / side / "emd.parquet") for side in ("a", "b"))
     atol = sum_tolerance(torch.float32, HIDDEN, magnitude=2.0, chain=8)
     for col in ("emd_mean", "lb_mean"):
