@@ -222,8 +222,18 @@ def _compare(args) -> int:
         write_html(table, args.refs, args.html)
     print("delta: paired difference from the first subject on the same prompts; effect = its 95% "
           "interval excludes 0 (rates: and McNemar's exact p < 0.05)")
-    with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
-        print(readable_table(table, args.refs).to_string(index=False))
+    shown = readable_table(table, args.refs)
+    # the definitions go below, once each: as a column they made every row wider than a terminal
+    body = shown.drop(columns="definition")
+    left = {c: f"{{:<{body[c].astype(str).str.len().max()}}}".format for c in body.columns}
+    with pd.option_context("display.width", 10_000, "display.max_columns", 50, "display.max_colwidth", None):
+        print(body.to_string(index=False, formatters=left, justify="left"))
+    print("\nmetrics:")
+    for metric, definition in dict(zip(shown["metric"], shown["definition"])).items():
+        if "[" not in metric and definition:
+            print(f"  {metric}: {definition}")
+    if shown["metric"].str.contains("[", regex=False).any():
+        print("  metric[x]: the metric on the prompts of category (or label) x alone")
     return 0
 
 

@@ -112,7 +112,7 @@ def test_killed_eval_resumes_without_duplicate_rows(empty_cache):
     assert len(table) == 6 and table["id"].is_unique
 
 
-def test_compare_writes_offline_html_and_csv(embedded, tmp_path):
+def test_compare_writes_offline_html_and_csv(embedded, tmp_path, capsys):
     from semsafe.compare import answer_suites, compare_table, tradeoff_figure, write_csv, write_html
 
     cfg = EvalConfig(suites=["harmful", "overalign"], n_prompts=3, max_new_tokens=8, n_bootstrap=100)
@@ -137,6 +137,14 @@ def test_compare_writes_offline_html_and_csv(embedded, tmp_path):
     # the frontier plots a point per subject with both suites, and says so when none has them
     assert len(tradeoff_figure(refs).data) == 2 and not tradeoff_figure(refs).layout.annotations
     assert "no subject here has both" in tradeoff_figure([]).layout.annotations[0].text
+    # the command prints the table with each metric's definition once, below it, not as a column
+    from semsafe.cli import main
+
+    assert main(["compare", *refs]) == 0
+    printed = capsys.readouterr().out
+    table_part, legend = printed.split("\nmetrics:\n")
+    assert "harmful_rate: share of held-out harmful prompts" in legend and "lower is safer" not in table_part
+    assert "metric[x]: the metric on the prompts of category" in legend  # over_refusal[...] rows
     write_csv(table, tmp_path / "t.csv")
     assert len(pd.read_csv(tmp_path / "t.csv")) == len(table)
     write_html(table, refs, tmp_path / "r.html")
