@@ -104,8 +104,9 @@ def heldout_harmful(cfg: EvalConfig, prepared: str | None = None) -> list[Record
     """The held-out side of the training set's harmful prompts, plus every prompt of each set in
     ``cfg.extra_harmful`` (sets no training prompt came from), interleaved by source so the first
     n prompts draw on every source alike."""
-    if prepared and (Path(prepared) / "harmful_heldout.jsonl").exists():
-        own = list(load_records(Path(prepared) / "harmful_heldout.jsonl"))
+    held_out = Path(prepared) / "harmful_heldout.jsonl" if prepared else None
+    if held_out and held_out.exists():  # prepare writes an empty file when it held nothing out
+        own = list(load_records(held_out)) if held_out.stat().st_size else []
     else:
         own = [r for r in assign_split(load_set("advbench"), 0.5, cfg.held_out_seed) if r.split == "test"]
     if not cfg.extra_harmful:
@@ -160,7 +161,9 @@ def suite_prompts(suite: str, cfg: EvalConfig, prepared: str | None = None) -> l
     else:
         raise SemsafeError(f"unknown suite {suite!r}; choose from {', '.join([*SUITES, *EXTRA_SUITES])}")
     if not recs:
-        raise SemsafeError(f"suite {suite!r} has no prompts")
+        hint = ("; the prepared set holds no held-out harmful prompt: add --extra-harmful harmbench (or donotanswer), "
+                "sets the run was not trained on") if suite in ("harmful", "emd", "jailbreak") and prepared else ""
+        raise SemsafeError(f"suite {suite!r} has no prompts{hint}")
     return recs
 
 

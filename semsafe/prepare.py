@@ -13,6 +13,7 @@ stopped. Output goes to a folder named by the settings, with the settings in met
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ def prepared_folder(cfg) -> Path | None:
     if cfg.data.prepared == "auto":
         return default_out_dir(prepare_config_for(cfg))
     return Path(cfg.data.prepared) if cfg.data.prepared else None
+
+
+FEW_HELD_OUT = 10  # fewer held-out harmful prompts than this make a harmful rate's interval too wide to use
 
 
 def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = True,
@@ -141,6 +145,12 @@ def prepare(cfg: PrepareConfig, out_dir: Path | None = None, progress: bool = Tr
         "tokenizer": tokenizer_fingerprint(tok),
         "seconds": round(time.time() - started, 1),
     }
+    if len(held_h) < FEW_HELD_OUT:
+        report["warning"] = (
+            f"only {len(held_h)} of the {len(train_h) + len(held_h)} harmful prompts of {cfg.harmful!r} are held out "
+            "for evaluation, so the harmful suite of a run trained on this set has at most that many prompts; "
+            "evaluate it with --extra-harmful (harmbench, donotanswer: sets it was not trained on) or give more prompts")
+        logging.getLogger(__name__).warning(report["warning"])
     atomic_write_json(out / "report.json", report)
     return report
 
