@@ -118,9 +118,9 @@ def comparison(picked: list[str]) -> None:
                "change from the first subject on the same prompts [paired bootstrap 95% interval]; "
                "'effect' only where that interval excludes 0 (for rates also McNemar's exact p < 0.05).")
     st.dataframe(readable_table(table, picked), hide_index=True, width="stretch")
-    left, right = st.columns(2)
+    left, _ = st.columns([2, 1])
     left.plotly_chart(tradeoff_figure(picked), width="stretch")
-    right.plotly_chart(metric_bars(table, picked), width="stretch")
+    st.plotly_chart(metric_bars(table, picked), width="stretch")  # four panels: the whole width
     with tempfile.TemporaryDirectory() as tmp:
         write_html(table, picked, Path(tmp) / "report.html")
         report = (Path(tmp) / "report.html").read_bytes()

@@ -354,8 +354,6 @@ def readable_table(table: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
     """The comparison as people read it: per subject "value [95% CI]", and for each later
     subject "Δ [paired 95% CI]" marked "effect" only where the interval excludes 0."""
     out = table[["suite", "metric"]].copy()
-    out["definition"] = [METRIC_DEFINITIONS.get(m.split("[")[0], "per category" if "[" in m else "")
-                         for m in out["metric"]]
     for i, ref in enumerate(refs):
         out[ref] = [_value_text(v, ci) for v, ci in zip(table[ref], table.get(f"{ref} 95% CI", [""] * len(table)))]
         if i and f"{ref} delta" in table:
@@ -369,6 +367,9 @@ def readable_table(table: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
                 effect = row.get(f"{ref} effect")
                 texts.append(text + (" · effect" if effect == "yes" else " · unpaired" if effect == "n/a" else ""))
             out[f"Δ {ref}"] = texts
+    # last: the values and changes are what a reader looks for first
+    out["definition"] = [METRIC_DEFINITIONS.get(m.split("[")[0], "per category" if "[" in m else "")
+                         for m in out["metric"]]
     return out
 
 
@@ -440,11 +441,12 @@ METRIC_DEFINITIONS = {
     "lower_bound": "mean centroid lower bound of that EMD",
 }
 # one panel per kind of number, so rates, perplexities and distances are never on one axis
-PANELS = [("rates (share of prompts)", ["harmful_rate", "refusal_rate", "degenerate_rate", "jailbreak_harmful_rate",
-                                        "over_refusal_rate", "unsafe_refusal_rate", "accuracy"], (0, 1.05)),
-          ("log-perplexity, nats (lower = more fluent)", ["log_ppl_generated_under_base"], None),
-          ("perplexity (lower = more fluent)", ["ppl_generated_under_base", "ppl_reference"], None),
-          ("EMD to harmful answers (higher = further)", ["emd_to_harmful", "lower_bound"], None)]
+# (titles on two lines: four panels side by side leave each about a quarter of the width)
+PANELS = [("rates<br>(share of prompts)", ["harmful_rate", "refusal_rate", "degenerate_rate", "jailbreak_harmful_rate",
+                                           "over_refusal_rate", "unsafe_refusal_rate", "accuracy", "chance"], (0, 1.05)),
+          ("log-perplexity, nats<br>(lower = more fluent)", ["log_ppl_generated_under_base"], None),
+          ("perplexity<br>(lower = more fluent)", ["ppl_generated_under_base", "ppl_reference"], None),
+          ("EMD to harmful answers<br>(higher = further)", ["emd_to_harmful", "lower_bound"], None)]
 
 
 def metric_bars(table: pd.DataFrame, refs: list[str]):
@@ -455,7 +457,7 @@ def metric_bars(table: pd.DataFrame, refs: list[str]):
     panels = [(t, [m for m in ms if m in set(table["metric"])], r) for t, ms, r in PANELS]
     panels = [p for p in panels if p[1]]
     fig = make_subplots(rows=1, cols=max(len(panels), 1), subplot_titles=[p[0] for p in panels],
-                        column_widths=[max(len(p[1]), 1) for p in panels] or None)
+                        column_widths=[max(len(p[1]), 2) for p in panels] or None)  # room for a title
     palette = ["#4C78A8", "#F58518", "#54A24B", "#B279A2", "#9D755D", "#E45756"]
     for col, (_, metrics, yrange) in enumerate(panels, 1):
         rows = table.set_index("metric").loc[metrics]
@@ -473,8 +475,9 @@ def metric_bars(table: pd.DataFrame, refs: list[str]):
                           row=1, col=col)
         if yrange:
             fig.update_yaxes(range=list(yrange), row=1, col=col)
-    fig.update_layout(barmode="group", height=440, title="Key metrics with 95% intervals",
-                      margin=dict(t=80), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(barmode="group", height=460, title="Key metrics with 95% intervals",
+                      margin=dict(t=110), legend=dict(orientation="h", y=-0.25))
+    fig.update_annotations(font_size=12)  # the panel titles
     return fig
 
 
