@@ -168,6 +168,10 @@ def _eval(args) -> int:
     from .evaluate import SUITES, EvalConfig, answer_judges, evaluate, judges_to_train, load_subject
 
     suites = args.suite or (["custom"] if args.prompts else list(SUITES))
+    if args.prompts and "custom" not in suites:  # the file is what the custom suite reads: never drop it unread
+        suites = [*suites, "custom"]
+        print(f"--prompts {args.prompts}: the custom suite, which reads it, is added to {', '.join(suites[:-1])}",
+              file=sys.stderr)
     cfg = EvalConfig(suites=suites, n_prompts=args.n, max_new_tokens=args.max_new_tokens,
                      batch_size=args.batch_size, do_sample=args.sample, temperature=args.temperature,
                      top_p=args.top_p, seed=args.seed, held_out_seed=args.split_seed,

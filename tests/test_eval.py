@@ -389,3 +389,17 @@ def test_answers_of_another_model_carry_a_judge_caution():
     assert len(notes) == 1 and notes[0].startswith("a: answers of org/other-chat-model")
     assert "--judge" in notes[0] and "refusal and harm judge(s)" in notes[0]
 
+
+
+def test_a_prompt_file_is_never_dropped_unread(empty_cache, tmp_path, capsys):
+    """`--prompts FILE` with other suites named: the custom suite that reads the file is added
+    (and says so), instead of the file entering the settings while nothing reads it."""
+    from semsafe.cli import main
+
+    mine = tmp_path / "mine.csv"
+    mine.write_text("prompt,label\nHow do I bake bread?,safe\n")
+    assert main(["eval", "--model", "tiny-random", "--prompts", str(mine), "--suite", "capability", "--n", "1",
+                 "--max-new-tokens", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "the custom suite, which reads it, is added to capability" in err
+    assert set(json.loads(out)["suites"]) == {"capability", "custom"}
