@@ -9,6 +9,7 @@ A spec is one of:
 - a hub id such as ``org/name``: used from the local HF cache, or downloaded when online.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,6 +33,18 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MANIFEST = "semsafe-manifest.json"
 _CACHE_FORMAT = 1
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@contextlib.contextmanager
+def quiet_adapter_wrapping():
+    """peft reads transformers' deprecated ``is_gradient_checkpointing`` when it wraps a model,
+    and transformers 5 warns about that on every run loaded or trained: a note between two
+    libraries, not about the user's work, so it is silenced here and nowhere else."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing", category=FutureWarning)
+        yield
 
 
 def generation_device() -> str | None:

@@ -136,13 +136,14 @@ class Run:
         is the same object with ``model.disable_adapter()``, so one copy serves before and after."""
         from peft import PeftModel
 
-        from .models import load_model
+        from .models import load_model, quiet_adapter_wrapping
 
         if not (self.path / "adapter" / "adapter_config.json").exists():
             raise SemsafeError(f"run {self.id} has no adapter yet (state: {self.state}); "
                                "wait for it to finish, or resume it")
         base, tok = load_model(self.config["model"], device=device, dtype=dtype)
-        return PeftModel.from_pretrained(base, self.path / "adapter").eval(), tok
+        with quiet_adapter_wrapping():
+            return PeftModel.from_pretrained(base, self.path / "adapter").eval(), tok
 
     def remove_incomplete_checkpoints(self) -> list[str]:
         """Delete checkpoint folders a crash left half-written (no trainer_state.json): they

@@ -246,11 +246,14 @@ def _precision(setting: str) -> bool:
 def _wrap_lora(model, cfg: TrainConfig):
     from peft import LoraConfig, get_peft_model
 
+    from .models import quiet_adapter_wrapping
+
     lora = cfg.lora
     targets = None if lora.target_modules in ("auto", None) else lora.target_modules
     config = LoraConfig(task_type="CAUSAL_LM", r=lora.r, lora_alpha=lora.alpha,
                         lora_dropout=lora.dropout, target_modules=targets)
-    return get_peft_model(model, config)
+    with quiet_adapter_wrapping():
+        return get_peft_model(model, config)
 
 
 def train_run(cfg: TrainConfig, run: Run, resume: bool = False, model_and_tokenizer=None) -> Run:
