@@ -109,13 +109,15 @@ def test_a_growing_cache_gives_the_plain_cache_keys_through_row_drops(tiny):
     from transformers.cache_utils import DynamicCache
 
     from semsafe.kvcache import GrowingLayer, growing
+    from semsafe.prefix import cache_argument
 
     model, _ = tiny
+    name = cache_argument(model)  # "past_key_values" is deprecated in transformers 5.x
     torch.manual_seed(0)
     ids = torch.randint(5, model.config.vocab_size, (4, 9))
     caches = DynamicCache(config=model.config), growing(DynamicCache(config=model.config))
     assert all(type(layer) is GrowingLayer for layer in caches[1].layers)
-    logits = [model(input_ids=ids, past_key_values=c, use_cache=True).logits for c in caches]
+    logits = [model(input_ids=ids, **{name: c}, use_cache=True).logits for c in caches]
     for step in range(80):  # past the first buffer's room, so it is reallocated
         if step == 5:
             kept = torch.tensor([0, 2, 3])
@@ -123,6 +125,6 @@ def test_a_growing_cache_gives_the_plain_cache_keys_through_row_drops(tiny):
                 c.batch_select_indices(kept)
             logits = [x[kept] for x in logits]
         nxt = logits[0][:, -1:].argmax(-1)
-        logits = [model(input_ids=nxt, past_key_values=c, use_cache=True).logits for c in caches]
+        logits = [model(input_ids=nxt, **{name: c}, use_cache=True).logits for c in caches]
         assert torch.equal(logits[0], logits[1])
     assert caches[0].get_seq_length() == caches[1].get_seq_length() == 9 + 80
