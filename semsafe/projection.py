@@ -47,7 +47,7 @@ def compute_projection(cost, model_spec: str, n_tokens: int | None = None, dims:
     if on_stage:
         on_stage(f"UMAP on {n_tokens:,} tokens: nearest-neighbour graph, then layout")
     reducer = umap.UMAP(n_components=dims, metric="cosine", n_neighbors=15, min_dist=0.1,
-                        random_state=seed, low_memory=True, verbose=False,
+                        random_state=seed, n_jobs=1, low_memory=True, verbose=False,  # a seed means one job
                         n_epochs=200 if n_tokens <= 10_000 else 100)
     coords = reducer.fit_transform(cost.unit[:n_tokens].float().numpy()).astype(np.float32)
     path = projection_path(model_spec, n_tokens, dims, which)
