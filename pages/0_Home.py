@@ -49,7 +49,11 @@ with col3:
 st.subheader("Runs")
 rows = []
 for run in list_runs():
-    status, config = run.status, run.config
+    try:
+        status, config = run.status, run.config
+    except SemsafeError as err:  # one damaged run folder must not hide the others
+        st.warning(str(err))
+        continue
     row = {"run": run.id, "state": run.state, "objective": config.get("objective"),
            "harmful-set size": (config.get("data") or {}).get("n_harmful"),
            "step": f"{status.get('step', 0)}/{status.get('total_steps', '?')}"}

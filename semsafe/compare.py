@@ -185,13 +185,11 @@ def subject_model(summary: dict) -> str | None:
     subject = str(summary.get("subject", ""))
     if subject.startswith("base:"):
         return subject[len("base:"):]
-    import yaml
-
     from .runs import Run
 
     try:
         return Run.open(subject).config.get("model")
-    except (SemsafeError, OSError, ValueError, yaml.YAMLError):  # no such run, or a damaged one
+    except SemsafeError:  # no such run, or a damaged one
         return None
 
 

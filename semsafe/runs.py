@@ -64,7 +64,19 @@ class Run:
     # --- files ---
     @property
     def config(self) -> dict:
-        return yaml.safe_load((self.path / "config.yaml").read_text())
+        """The run's settings; a damaged config.yaml is a clear error, not a parser's trace."""
+        path = self.path / "config.yaml"
+        try:
+            config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f", line {mark.line + 1}" if mark is not None else ""
+            raise SemsafeError(f"run {self.id}: {path} cannot be read ({str(err).splitlines()[0]}{where}); "
+                               "restore it or remove the run's folder") from None
+        if not isinstance(config, dict):
+            raise SemsafeError(f"run {self.id}: {path} holds no settings (a YAML mapping); restore it or "
+                               "remove the run's folder")
+        return config
 
     @property
     def status(self) -> dict:

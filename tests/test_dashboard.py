@@ -38,6 +38,13 @@ def test_home_lists_runs_and_caches(runs, embedded):
     text = " ".join(m.value for m in at.markdown)
     assert "converted embedded model" in text
     assert any("No runs yet" in i.value for i in at.info)
+    # a run folder whose config.yaml was damaged (a crash of an editor, a bad hand edit) is named
+    # in a warning; the page still renders
+    (runs / "20260101-000000-emd-dead").mkdir(parents=True)
+    (runs / "20260101-000000-emd-dead" / "config.yaml").write_text("model: [\n")
+    at = page("app.py").run()
+    assert not at.exception, at.exception
+    assert any("20260101-000000-emd-dead" in w.value and "cannot be read" in w.value for w in at.warning)
 
 
 def test_cost_matrix_widgets(runs, embedded):
