@@ -541,11 +541,15 @@ def write_html(table: pd.DataFrame, refs: list[str], out) -> None:
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>semsafe comparison</title>"
             f"<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}"
             f"td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}}"
-            f"table.answers td{{text-align:left;max-width:40em;white-space:pre-wrap}}</style></head><body>"
+            f"table.answers td{{text-align:left;max-width:40em;white-space:pre-wrap}}"
+            # numbers right-aligned; the names and the definitions (text) left
+            f"table.metrics td{{white-space:nowrap}}table.metrics td:nth-child(-n+2),"
+            f"table.metrics td:last-child{{text-align:left}}table.metrics td:last-child{{white-space:normal}}"
+            f"</style></head><body>"
             f"<h1>semsafe comparison</h1><p>{html.escape(', '.join(refs))}</p>"
             f"<p>Values: mean [95% interval: Wilson for rates, bootstrap for means]. Δ: paired change from "
             f"the first subject on the same prompts [paired bootstrap 95% interval]; 'effect' only where "
             f"the interval excludes 0 (rates: also McNemar's exact p &lt; 0.05).</p>"
-            f"{notes}{readable.to_html(index=False, escape=True)}{body}{answers}"
+            f"{notes}{readable.to_html(index=False, escape=True, classes='metrics')}{body}{answers}"
             f"<h2>All numbers</h2>{shown.to_html(index=False, escape=True)}</body></html>")
     atomic_write_text(out, page)
