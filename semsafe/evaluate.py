@@ -104,9 +104,10 @@ def heldout_harmful(cfg: EvalConfig, prepared: str | None = None) -> list[Record
     """The held-out side of the training set's harmful prompts, plus every prompt of each set in
     ``cfg.extra_harmful`` (sets no training prompt came from), interleaved by source so the first
     n prompts draw on every source alike."""
-    held_out = Path(prepared) / "harmful_heldout.jsonl" if prepared else None
-    if held_out and held_out.exists():  # prepare writes an empty file when it held nothing out
-        own = list(load_records(held_out)) if held_out.stat().st_size else []
+    if prepared and (Path(prepared) / "harmful_heldout.jsonl").exists():
+        from .prepare import prepared_set
+
+        own = prepared_set(prepared, "harmful_heldout")
     else:
         own = [r for r in assign_split(load_set("advbench"), 0.5, cfg.held_out_seed) if r.split == "test"]
     if not cfg.extra_harmful:

@@ -176,17 +176,20 @@ def overlap_report(train, evaluation, threshold: float = 0.6, shown: int = 20) -
 
 def load_prepared(folder) -> dict:
     """The prepared sets in ``folder``: harmful, harmful_heldout, retain, retain_heldout."""
-    from .data import load_records
-
     folder = Path(folder)
     if not (folder / "report.json").exists():
         raise SemsafeError(f"{folder} holds no finished `semsafe prepare` output (no report.json); "
                            "run `semsafe prepare` first")
-    sets = {}
-    for name in ("harmful", "harmful_heldout", "retain", "retain_heldout"):
-        path = folder / f"{name}.jsonl"
-        sets[name] = list(load_records(path)) if path.exists() and path.stat().st_size else []
-    return sets
+    return {name: prepared_set(folder, name) for name in ("harmful", "harmful_heldout", "retain", "retain_heldout")}
+
+
+def prepared_set(folder, name: str) -> list:
+    """One prepared set's records; none when its file is missing or empty (prepare writes an
+    empty file for a set it had nothing for, e.g. no prompt held out of a small file)."""
+    from .data import load_records
+
+    path = Path(folder) / f"{name}.jsonl"
+    return list(load_records(path)) if path.exists() and path.stat().st_size else []
 
 
 # --- internals -----------------------------------------------------------------------------
