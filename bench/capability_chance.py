@@ -11,14 +11,14 @@ each scoring picks "No." on the yes/no questions. About 30 s on 2 cores.
     .venv/bin/python bench/capability_chance.py
 """
 
-import json
 from collections import Counter
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 
-from semsafe.data import DATA_DIR
-from semsafe.generate import Answer
-from semsafe.judges.fluency import response_perplexity
+from semsafe.data import load_set
+from semsafe.evaluate import _score_capability
 from semsafe.models import load_model
 
 CONTENT_FREE = ("Answer:", "Answer the question.")
@@ -26,40 +26,32 @@ CONTENT_FREE = ("Answer:", "Answer the question.")
 
 def main() -> None:
     model, tokenizer = load_model("smollm2-135m-instruct")
-    items = [json.loads(line) for line in (DATA_DIR / "capability.jsonl").read_text().splitlines() if line.strip()]
-    prompts, choices, owner = [], [], []
-    for i, item in enumerate(items):
-        for choice in item["labels"]["choices"]:
-            prompts.append(item["prompt"])
-            choices.append(Answer(choice, ended=False))  # as the suite scores a choice: no end token
-            owner.append(i)
-    owner = np.array(owner)
-
-    def mean_nll(given_prompts):
-        return np.log(response_perplexity(model, tokenizer, given_prompts, choices, batch_size=64))
-
-    shipped = mean_nll(prompts)
+    subject = SimpleNamespace(model=model, tokenizer=tokenizer)
+    items = load_set("capability")
+    # the suite's own scoring: each choice's per-token NLL after the question
+    shipped = [row["nll_per_token"] for row in _score_capability(subject, items)]
     scorings = {"shipped (per-token NLL)": shipped}
-    for neutral in CONTENT_FREE:
-        scorings[f"calibrated by {neutral!r}"] = shipped - mean_nll([neutral] * len(prompts))
+    for neutral in CONTENT_FREE:  # the same choices after a question that asks nothing
+        free = [row["nll_per_token"] for row in _score_capability(subject, [replace(r, prompt=neutral) for r in items])]
+        scorings[f"calibrated by {neutral!r}"] = [np.subtract(a, b) for a, b in zip(shipped, free)]
 
-    categories = list(dict.fromkeys(item["labels"]["category"] for item in items))
-    chance = {c: np.mean([1 / len(it["labels"]["choices"]) for it in items if it["labels"]["category"] == c])
+    categories = list(dict.fromkeys(item.labels["category"] for item in items))
+    chance = {c: np.mean([1 / len(it.labels["choices"]) for it in items if it.labels["category"] == c])
               for c in categories}
-    chance["all"] = np.mean([1 / len(it["labels"]["choices"]) for it in items])
+    chance["all"] = np.mean([1 / len(it.labels["choices"]) for it in items])
+    counts = Counter(item.labels["category"] for item in items)
+    counts["all"] = len(items)
     print(f"{'scoring':38s} " + " ".join(f"{c:>16s}" for c in [*categories, "all"]) + "   'No.' picks (yes/no)")
     print(f"{'chance':38s} " + " ".join(f"{chance[c]:16.3f}" for c in [*categories, "all"]))
     for name, scores in scorings.items():
-        picks = [int(np.argmin(scores[owner == i])) for i in range(len(items))]
+        picks = [int(np.argmin(s)) for s in scores]
         right = Counter()
         for item, pick in zip(items, picks):
-            ok = pick == item["labels"]["answer"]
-            right[item["labels"]["category"]] += ok
+            ok = pick == item.labels["answer"]
+            right[item.labels["category"]] += ok
             right["all"] += ok
-        counts = Counter(item["labels"]["category"] for item in items)
-        counts["all"] = len(items)
-        no_picks = sum(item["labels"]["choices"][pick] == "No." for item, pick in zip(items, picks)
-                       if item["labels"]["category"] == "yes/no")
+        no_picks = sum(item.labels["choices"][pick] == "No." for item, pick in zip(items, picks)
+                       if item.labels["category"] == "yes/no")
         print(f"{name:38s} " + " ".join(f"{right[c] / counts[c]:9.3f} ({right[c]:2d}/{counts[c]:2d})"
                                          for c in [*categories, "all"])
               + f"   {no_picks} of {counts['yes/no']}")
