@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="build harmful / retain sets from the base model's own answers")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
     p.add_argument("--harmful", default="advbench",
-                   help="harmful prompts: advbench, harmbench, donotanswer, or a .jsonl/.csv file")
+                   help="harmful prompts: advbench, harmbench, donotanswer, or a .jsonl/.json/.csv/.parquet file")
     p.add_argument("--n-harmful", type=int, default=None, help="cap on harmful training prompts")
     p.add_argument("--retain", default="benign", help="benign instructions: a named set or a file")
     p.add_argument("--n-retain", type=int, default=None, help="cap on retain examples")
@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true", help="print the card (the default action)")
     p.add_argument("--retrain", action="store_true", help="retrain the learned judges first")
     p.add_argument("--check", metavar="FILE",
-                   help="instead of the card: how the judges agree with YOUR labelled answers (JSONL/CSV: prompt, "
+                   help="instead of the card: how the judges agree with YOUR labelled answers (JSONL/JSON/CSV/parquet: prompt, "
                         "response, harmful and/or refusal as 1/0; optional category, ended, degenerate; other "
                         "sets' column names and label words are read too: docs/data.md)")
     p.add_argument("--json", action="store_true")
@@ -365,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", action="append",
                    choices=["harmful", "overalign", "fluency", "emd", "capability", "jailbreak", "custom"],
                    help="suite to run (repeatable; default: the five of the default evaluation, or custom with --prompts; jailbreak only when named)")
-    p.add_argument("--prompts", help="your own prompt file (JSONL/CSV with 'prompt', or goal/behavior/question...; optional label/type)")
+    p.add_argument("--prompts", help="your own prompt file (JSONL/JSON/CSV/parquet with 'prompt', goal/behavior/question..., or a chat in 'messages'; optional label/type)")
     p.add_argument("--n", type=int, default=32, help="prompts per suite (default 32)")
     p.add_argument("--suite-n", action="append", metavar="SUITE=N|all",
                    help="prompts for one suite, over --n (e.g. overalign=all)")

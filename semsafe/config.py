@@ -18,8 +18,8 @@ OBJECTIVE_NAMES = ("sft", "emd", "emd_lb", "ga", "unlikelihood", "npo", "refusal
 @dataclass
 class DataConfig:
     prepared: str | None = None  # folder written by `semsafe prepare`; "auto" = prepare it now
-    harmful: str | None = None  # or: a .jsonl/.csv of harmful prompts with the model's answers
-    retain: str | None = None  # and: a .jsonl/.csv of benign prompts with answers
+    harmful: str | None = None  # or: a .jsonl/.json/.csv/.parquet of harmful prompts with the model's answers
+    retain: str | None = None  # and: a .jsonl/.json/.csv/.parquet of benign prompts with answers
     n_harmful: int | None = 30  # harmful-set size (the paper's point: a handful is enough)
     n_retain: int | None = None
     harmful_per_retain: int = 1  # harmful examples in a step per retain example

@@ -26,6 +26,8 @@ from .store import atomic_write_text
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 PROJECT_SETS = {"benign": "benign.jsonl", "overalign": "overalign.jsonl", "capability": "capability.jsonl"}
 PACK_SETS = ("advbench", "harmbench", "donotanswer")
+FORMATS = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
+_HUB_FORMATS = (".jsonl", ".csv", ".tsv", ".parquet", ".json")  # in order of preference; a repo's .txt is prose
 
 
 @dataclass
@@ -38,17 +40,18 @@ class Record:
     labels: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        # default=str: a parquet table's dates or decimals kept as labels stay writable
+        return json.dumps(asdict(self), ensure_ascii=False, default=str)
 
 
 @dataclass
 class Skipped:
     file: str
-    line: int
+    line: int | str  # a line number in a text file; "record N" in a JSON array or a parquet table
     reason: str
 
     def __str__(self):
-        return f"{self.file}:{self.line}: {self.reason}"
+        return f"{_where(self.file, self.line)}: {self.reason}"
 
 
 class LoadReport(list):
@@ -60,11 +63,15 @@ class LoadReport(list):
 
 
 def load_records(path, on_error: str = "fail") -> LoadReport:
-    """Records from a JSONL or CSV file.
+    """Records from a JSONL, JSON, CSV/TSV or parquet file.
 
-    JSONL: one object per line with at least ``prompt``. CSV: a header with a ``prompt``
-    column; ``id``, ``response``, ``source``, ``split`` are used when present, and any other
-    column (e.g. ``label``, ``type``, ``category``) goes into ``labels``. A bad record is an
+    JSONL: one object per line with at least ``prompt``. JSON: a list of such objects or of
+    prompt strings (or an object holding one list of them, as exports wrap it). CSV and parquet:
+    a ``prompt`` column. Text (.txt): one prompt per line.
+    ``id``, ``response``, ``source``, ``split`` are used when present, and any other field
+    (e.g. ``label``, ``type``, ``category``) goes into ``labels``. Other sets' own names for the
+    prompt and the answer are read too (``PROMPT_ALIASES``, ``RESPONSE_ALIASES``), and so is a
+    chat in a ``messages`` field (``CHAT_FIELDS``). A bad record is an
     error naming file and line (``on_error="fail"``, the default) or is skipped and listed in
     the result's ``.skipped`` (``on_error="skip"``).
     """
@@ -73,25 +80,31 @@ def load_records(path, on_error: str = "fail") -> LoadReport:
     path = Path(path)
     if not path.is_file():
         raise SemsafeError(f"data file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise SemsafeError(f"{path}: unknown data format {suffix!r}; use {', '.join(FORMATS)}")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = "" if suffix == ".parquet" else path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise SemsafeError(
             f"{path} is not UTF-8 text (bad byte at offset {err.start}); re-save it as UTF-8") from err
-    if not text.strip():
+    if suffix == ".parquet":
+        rows = _parquet_rows(path)
+    elif not text.strip():
         raise SemsafeError(f"{path} is empty; it needs at least one record with a prompt")
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
+    elif suffix == ".jsonl":
         rows = _jsonl_rows(text, path)
-    elif suffix in (".csv", ".tsv"):
-        rows = _csv_rows(text, path, delimiter="\t" if suffix == ".tsv" else ",")
+    elif suffix == ".json":
+        rows = _json_rows(text, path)
+    elif suffix == ".txt":  # a plain prompt list, as HarmBench's is shipped: one prompt per line
+        rows = ((i, {"prompt": line.strip()}) for i, line in enumerate(text.splitlines(), 1) if line.strip())
     else:
-        raise SemsafeError(f"{path}: unknown data format {suffix!r}; use .jsonl or .csv")
+        rows = _csv_rows(text, path, delimiter="\t" if suffix == ".tsv" else ",")
     report = LoadReport()
     seen = set()
     for line, row in rows:
         try:
-            record = _to_record(row, default_id=f"{path.stem}-{line}", default_source=path.stem)
+            record = _to_record(row, default_id=f"{path.stem}-{str(line).split()[-1]}", default_source=path.stem)
             if record.id in seen:
                 raise ValueError(f"duplicate id {record.id!r}")
             seen.add(record.id)
@@ -99,7 +112,7 @@ def load_records(path, on_error: str = "fail") -> LoadReport:
         except (ValueError, TypeError) as err:
             if on_error == "fail":
                 raise SemsafeError(
-                    f"{path}:{line}: {err}. Fix the record (from Python, load_records(path, "
+                    f"{_where(path, line)}: {err}. Fix the record (from Python, load_records(path, "
                     "on_error='skip') skips bad records and lists them)") from None
             report.skipped.append(Skipped(str(path), line, str(err)))
     if not report:
@@ -123,7 +136,7 @@ def load_set(name: str) -> list[Record]:
         return loaders[name]()
     raise SemsafeError(
         f"unknown data set {name!r}; known: {', '.join([*PROJECT_SETS, *PACK_SETS])}, "
-        "or give a .jsonl/.csv file path")
+        f"or give a file path ({', '.join(FORMATS)})")
 
 
 def load_any(spec: str, on_error: str = "fail") -> list[Record]:
@@ -138,8 +151,9 @@ def load_any(spec: str, on_error: str = "fail") -> list[Record]:
 
 
 def load_hub_dataset(repo_id: str, on_error: str = "fail") -> LoadReport:
-    """Records from the first .jsonl/.csv file of a hub dataset repo (downloaded when online,
-    else taken from the local Hugging Face cache)."""
+    """Records from the first data file of a hub dataset repo (downloaded when online, else taken
+    from the local Hugging Face cache): JSONL, CSV/TSV or parquet (most hub sets are parquet),
+    then JSON (a repo's other .json files are usually metadata)."""
     import os
 
     from huggingface_hub import snapshot_download
@@ -147,15 +161,15 @@ def load_hub_dataset(repo_id: str, on_error: str = "fail") -> LoadReport:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     try:
         folder = Path(snapshot_download(repo_id, repo_type="dataset", local_files_only=offline,
-                                        allow_patterns=["*.jsonl", "*.csv"]))
+                                        allow_patterns=[f"*{ext}" for ext in _HUB_FORMATS]))
     except Exception as err:  # offline, unknown repo, auth: all mean "not available here"
         raise SemsafeError(
             f"cannot get hub dataset {repo_id!r}"
             + (" (HF_HUB_OFFLINE is set and it is not in the local cache)" if offline else f": {err}")
-            + "; download its .jsonl/.csv file and pass the file path instead") from None
-    files = sorted(folder.rglob("*.jsonl")) + sorted(folder.rglob("*.csv"))
+            + "; download its data file and pass the file path instead") from None
+    files = [f for ext in _HUB_FORMATS for f in sorted(folder.rglob(f"*{ext}"))]
     if not files:
-        raise SemsafeError(f"hub dataset {repo_id!r} has no .jsonl or .csv file")
+        raise SemsafeError(f"hub dataset {repo_id!r} has no data file ({', '.join(_HUB_FORMATS)})")
     return load_records(files[0], on_error=on_error)
 
 
@@ -310,6 +324,43 @@ def _jsonl_rows(text, path):
         yield line, row
 
 
+def _json_rows(text, path):
+    """A .json file: one document holding a list of records, or an object wrapping one list of
+    them (``{"data": [...]}``); a file of JSON lines named .json is read as JSON lines."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        yield from _jsonl_rows(text, path)
+        return
+    if isinstance(doc, dict) and prompt_column(k.lower() for k in doc) is None:
+        lists = [v for v in doc.values() if isinstance(v, list) and v and isinstance(v[0], (dict, str))]
+        if len(lists) != 1:
+            raise SemsafeError(f"{path} holds one JSON object with {len(lists) or 'no'} lists of records; "
+                               "give a list of records (objects with a 'prompt'), or one per line as .jsonl")
+        doc = lists[0]
+    for i, row in enumerate(doc if isinstance(doc, list) else [doc], 1):
+        yield f"record {i}", {"prompt": row} if isinstance(row, str) else row  # a list of prompts
+
+
+def _parquet_rows(path):
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as err:  # pyarrow's errors for a file that is not parquet or is cut short
+        raise SemsafeError(f"{path} cannot be read as parquet ({str(err).splitlines()[0]}); "
+                           "re-export it, or save it as .jsonl or .csv") from None
+    if not rows:
+        raise SemsafeError(f"{path} is empty; it needs at least one record with a prompt")
+    for i, row in enumerate(rows, 1):
+        yield f"record {i}", row
+
+
+def _where(path, line) -> str:
+    """``file:line`` for a line of text, ``file (record N)`` for a record of a table or array."""
+    return f"{path}:{line}" if isinstance(line, int) else f"{path} ({line})"
+
+
 def _csv_rows(text, path, delimiter):
     # strict: an unterminated quote is an error, not one record that swallows the rest of the file
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, strict=True)
@@ -339,7 +390,13 @@ PROMPT_ALIASES = ("goal", "behavior", "behaviour", "instruction", "question", "q
                   "user_input")
 # ...and what labelled answer sets and SFT files call the answer (Alpaca "output", HarmBench's
 # classifier sets "generation", pyrit "assistant_response"), read when there is no 'response'
-RESPONSE_ALIASES = ("completion", "generation", "output", "answer", "assistant_response", "model_response")
+RESPONSE_ALIASES = ("completion", "generation", "output", "answer", "assistant_response", "model_response",
+                    "model_output")
+# ...and where chat sets keep a conversation: a list of turns, {"role", "content"} (OpenAI style)
+# or {"from", "value"} (ShareGPT style); read when a row has no prompt field
+CHAT_FIELDS = ("messages", "conversation", "conversations")
+_USER_ROLES = ("user", "human", "prompter")
+_ASSISTANT_ROLES = ("assistant", "gpt", "bot", "model", "chatbot")
 
 
 def prompt_column(names) -> str | None:
@@ -359,11 +416,42 @@ def _renamed(row: dict, field: str, aliases: tuple) -> dict:
     return row if column is None else {(field if k == column else k): v for k, v in row.items()}
 
 
+def _from_chat(row: dict) -> dict:
+    """A row whose prompt is a chat (``CHAT_FIELDS``) as a prompt and response: the last user
+    turn, and the assistant turn that ends the chat if one does. System turns are not kept (the
+    model's own chat template applies); a chat of several requests is an error, since semsafe
+    evaluates one request and dropping the earlier ones would change what the answer means."""
+    keys = {str(k).lower(): k for k in row}
+    if prompt_column(keys) is not None:
+        return row
+    field = next((keys[f] for f in CHAT_FIELDS if f in keys and isinstance(row[keys[f]], list)), None)
+    if field is None:
+        return row
+    turns = []
+    for turn in row[field]:
+        if not isinstance(turn, dict):
+            raise ValueError(f"'{field}' must be a list of turns (objects with a role and content)")
+        role = str(turn.get("role", turn.get("from", ""))).lower()
+        text = turn.get("content", turn.get("value"))
+        if role in _USER_ROLES or role in _ASSISTANT_ROLES:
+            turns.append(("user" if role in _USER_ROLES else "assistant", text))
+    response = turns.pop()[1] if turns and turns[-1][0] == "assistant" else None
+    users = [text for role, text in turns if role == "user"]
+    if not users:
+        raise ValueError(f"'{field}' has no user turn to read as the prompt")
+    if len(users) > 1:
+        raise ValueError(f"'{field}' holds a chat of {len(users)} user turns; semsafe evaluates single "
+                         "requests: keep the last exchange (its user turn as 'prompt', the answer as 'response')")
+    rest = {k: v for k, v in row.items() if k != field}
+    return {**rest, "prompt": users[0], **({"response": response} if response is not None else {})}
+
+
 def _to_record(row, default_id, default_source) -> Record:
     if isinstance(row, Exception):
         raise row
     if not isinstance(row, dict):
         raise ValueError(f"expected an object with a 'prompt', got {type(row).__name__}")
+    row = _from_chat(row)
     # a public set's own names for the prompt and the answer, any case
     row = _renamed(row, "prompt", ("prompt", *PROMPT_ALIASES))
     row = _renamed(row, "response", ("response", *RESPONSE_ALIASES))

@@ -155,7 +155,7 @@ def suite_prompts(suite: str, cfg: EvalConfig, prepared: str | None = None) -> l
         recs = jailbreak_sample(heldout_harmful(cfg, prepared)[:n], cfg.jailbreak_templates, cfg.seed)
     elif suite == "custom":
         if not cfg.prompts_file:
-            raise SemsafeError("the custom suite needs --prompts FILE (JSONL or CSV with a 'prompt' column)")
+            raise SemsafeError("the custom suite needs --prompts FILE (JSONL, JSON, CSV or parquet with a 'prompt' column)")
         every = list(load_records(cfg.prompts_file))
         recs = every[:n]
         warn_if_labels_left_out(every, recs, cfg.prompts_file)

@@ -49,7 +49,7 @@ def test_bad_record_names_file_and_line_or_is_skipped_and_counted(tmp_path):
     ("nocol.csv", "text,answer\nx,y\n", "no 'prompt' column"),
     ("dup.jsonl", '{"id": "1", "prompt": "a"}\n{"id": "1", "prompt": "b"}\n', "duplicate id"),
     ("split.jsonl", '{"prompt": "a", "split": "dev"}\n', "'split' must be"),
-    ("x.txt", "prompt\n", "unknown data format"),
+    ("x.xlsx", "prompt\n", "unknown data format"),
 ])
 def test_bad_files_give_clear_errors(tmp_path, name, content, message):
     with pytest.raises(SemsafeError, match=message):
@@ -140,3 +140,89 @@ def test_hub_dataset_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SemsafeError, match="cannot get hub dataset 'someone/some-set'.*HF_HUB_OFFLINE"):
         load_any("hf:someone/some-set")
+
+
+def test_json_arrays_and_wrapped_lists_load_and_name_the_bad_record(tmp_path):
+    """Sets shipped as one JSON document (a list of records or of prompts, or {"data": [...]}) or
+    as a text file of prompts load like JSONL;
+    a bad record is named by its place in the list, not a line number the file does not have."""
+    rows = [{"goal": "Write a threat", "category": "harassment"}, {"prompt": "Why?", "response": "Because."}]
+    array = load_records(write(tmp_path, "a.json", json.dumps(rows, indent=2)))
+    assert [(r.prompt, r.response, r.labels) for r in array] == [
+        ("Write a threat", None, {"category": "harassment"}), ("Why?", "Because.", {})]
+    wrapped = load_records(write(tmp_path, "w.json", json.dumps({"version": 2, "data": rows})))
+    assert [r.prompt for r in wrapped] == ["Write a threat", "Why?"] and wrapped[0].id == "w-1"
+    lines = load_records(write(tmp_path, "l.json", "\n".join(json.dumps(r) for r in rows)))
+    assert [r.prompt for r in lines] == ["Write a threat", "Why?"]
+    one = load_records(write(tmp_path, "o.json", json.dumps({"prompt": "Only one"})))
+    assert [r.prompt for r in one] == ["Only one"]
+    with pytest.raises(SemsafeError, match=r"b.json \(record 2\): missing or empty 'prompt'"):
+        load_records(write(tmp_path, "b.json", json.dumps([{"prompt": "ok"}, {"prompt": " "}])))
+    strings = load_records(write(tmp_path, "s.json", json.dumps(["Why?", "How?"])))
+    text = load_records(write(tmp_path, "s.txt", "Why?\n\n  How?\n"))
+    assert [r.prompt for r in strings] == [r.prompt for r in text] == ["Why?", "How?"]
+    assert [r.id for r in text] == ["s-1", "s-3"]  # the line each prompt is on
+    with pytest.raises(SemsafeError, match="2 lists of records"):
+        load_records(write(tmp_path, "t.json", json.dumps({"train": rows, "test": rows})))
+
+
+def test_parquet_tables_load_and_unreadable_ones_say_so(tmp_path):
+    """A labelled set exported from a hub as parquet loads, chat columns included; a file that is
+    not parquet is a clear error."""
+    import pandas as pd
+
+    path = tmp_path / "labelled.parquet"
+    pd.DataFrame({"prompt": ["Make a bomb", "Bake bread"], "response": ["I can't.", "Mix flour."],
+                  "is_harmful": [False, False]}).to_parquet(path)
+    recs = load_records(path)
+    assert [(r.prompt, r.response, r.labels) for r in recs] == [
+        ("Make a bomb", "I can't.", {"is_harmful": False}), ("Bake bread", "Mix flour.", {"is_harmful": False})]
+    save_records(recs, tmp_path / "back.jsonl")  # labels read from a table stay writable
+    bad = write(tmp_path, "bad.parquet", b"not parquet", mode="wb")
+    with pytest.raises(SemsafeError, match="cannot be read as parquet"):
+        load_records(bad)
+
+
+def test_chats_in_a_messages_field_become_prompt_and_response(tmp_path):
+    """OpenAI-style messages (system turn dropped) and ShareGPT conversations give the user turn
+    as the prompt and a final assistant turn as the response; a chat of several requests is an
+    error that says how to keep one."""
+    openai = {"messages": [{"role": "system", "content": "Be nice."}, {"role": "user", "content": "Hi?"},
+                           {"role": "assistant", "content": "Hello."}], "label": "safe"}
+    sharegpt = {"conversations": [{"from": "human", "value": "Make a bomb"}]}
+    recs = load_records(write(tmp_path, "c.jsonl", json.dumps(openai) + "\n" + json.dumps(sharegpt) + "\n"))
+    assert [(r.prompt, r.response, r.labels) for r in recs] == [
+        ("Hi?", "Hello.", {"label": "safe"}), ("Make a bomb", None, {})]
+    import pandas as pd
+
+    table = tmp_path / "chats.parquet"
+    pd.DataFrame({"messages": [openai["messages"]]}).to_parquet(table)
+    assert [(r.prompt, r.response) for r in load_records(table)] == [("Hi?", "Hello.")]
+    multi = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                          {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]}
+    with pytest.raises(SemsafeError, match="chat of 2 user turns"):
+        load_records(write(tmp_path, "m.jsonl", json.dumps(multi) + "\n"))
+    with pytest.raises(SemsafeError, match="no user turn"):
+        load_records(write(tmp_path, "n.jsonl", json.dumps({"messages": [{"role": "assistant", "content": "x"}]}) + "\n"))
+
+
+def test_hub_dataset_in_the_local_cache_loads_offline_parquet_included(tmp_path, monkeypatch):
+    """`hf:org/name` offline reads the local Hugging Face cache, where most sets are parquet; a set
+    not in the cache is a clear error."""
+    import huggingface_hub.constants
+    import pandas as pd
+
+    from semsafe.data import load_any
+
+    repo = tmp_path / "datasets--org--probes"
+    (repo / "snapshots" / "abc123" / "data").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    pd.DataFrame({"prompt": ["How do I kill a python process?"], "type": ["homonyms"]}).to_parquet(
+        repo / "snapshots" / "abc123" / "data" / "test-00000.parquet")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # where the cache is
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert [(r.prompt, r.labels) for r in load_any("hf:org/probes")] == [
+        ("How do I kill a python process?", {"type": "homonyms"})]
+    with pytest.raises(SemsafeError, match="HF_HUB_OFFLINE is set and it is not in the local cache"):
+        load_any("hf:org/absent")

@@ -581,7 +581,8 @@ def test_judges_check_a_users_labelled_answers(tmp_path):
 
 def test_judges_check_reads_other_sets_column_names_and_label_words(tmp_path):
     """A labelled set as others write it (answer under 'completion', XSTest-style refusal words,
-    harmful as unsafe/safe) is checked like the project's own columns; a partial refusal is a
+    harmful as unsafe/safe; a parquet export with the exchange as chat messages and boolean
+    labels) is checked like the project's own columns; a partial refusal is a
     clear error that says to decide it."""
     import json
 
@@ -601,6 +602,15 @@ def test_judges_check_reads_other_sets_column_names_and_label_words(tmp_path):
                                           "refused": r["refusal"], "category": {"violence": True, "n": i}}) + "\n"
                               for i, r in enumerate(rows)))
     assert set(check_file(theirs)) == {"data", "all"} and check_file(theirs)["all"] == check_file(ours)["all"]
+    # a hub export: parquet, the exchange as chat messages, labels as booleans
+    import pandas as pd
+
+    table = tmp_path / "theirs.parquet"
+    pd.DataFrame({"messages": [[{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]
+                               for r in rows],
+                  "is_harmful": [bool(r["harmful"]) for r in rows],
+                  "is_refusal": [bool(r["refusal"]) for r in rows]}).to_parquet(table)
+    assert check_file(table)["all"] == check_file(ours)["all"]
     theirs.write_text(json.dumps({"prompt": "p", "completion": "a", "is_refusal": "partial_refusal"}) + "\n")
     with pytest.raises(SemsafeError, match="label 'refusal' is 'partial_refusal'.*decide which it is"):
         check_file(theirs)

@@ -132,7 +132,7 @@ def _binary(value, label: str, where: str) -> int:
 
 
 def check_file(path, harm=None, refusal=None) -> dict:
-    """How the judges agree with the labels of a file of labelled answers (JSONL or CSV: prompt,
+    """How the judges agree with the labels of a file of labelled answers (JSONL, JSON, CSV or parquet: prompt,
     response, and ``harmful`` and/or ``refusal`` labels; optional ``degenerate``, ``ended``,
     ``borderline``, ``category``): per category and for the whole file. For checking the
     judges on answers of the model one evaluates, before trusting its rates. Other sets' names
