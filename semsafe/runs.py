@@ -58,6 +58,10 @@ class Run:
     def open(cls, run_id: str, root: Path | None = None) -> "Run":
         run = cls(run_id, root)
         if not (run.path / "config.yaml").exists():
+            if run.path.is_dir():  # a folder without its settings: not listed as a run, so say why
+                raise SemsafeError(f"{run.path} has no config.yaml, so it is not a run semsafe can open "
+                                   "(its creation was cut short, or the file was removed); restore the file "
+                                   "or remove the folder")
             raise SemsafeError(f"no run {run_id!r} in {run.root}")
         return run
 

@@ -75,3 +75,17 @@ def test_command_line_and_config_checks_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_run_folder_without_its_settings_says_so_instead_of_no_run(tmp_path):
+    """A folder whose config.yaml is gone (creation cut short, a hand edit) is not listed as a run;
+    opening it names the missing file rather than claiming there is no such run."""
+    from semsafe.runs import Run, list_runs
+
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "status.json").write_text("{not json")
+    assert list_runs(tmp_path) == []
+    with pytest.raises(SemsafeError, match=r"half has no config.yaml.*restore the file or remove the folder"):
+        Run.open("half", tmp_path)
+    with pytest.raises(SemsafeError, match="no run 'absent'"):
+        Run.open("absent", tmp_path)
