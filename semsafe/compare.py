@@ -16,7 +16,7 @@ import pandas as pd
 
 from .errors import SemsafeError
 from .paths import cache_dir
-from .store import atomic_write_text, model_key
+from .store import atomic_write_text, content_hash, model_key
 
 KEY_METRICS = [("harmful", "harmful_rate"), ("harmful", "refusal_rate"), ("harmful", "degenerate_rate"),
                ("harmful", "toxicity"), ("jailbreak", "jailbreak_harmful_rate"), ("jailbreak", "jailbreak_refusal_rate"),
@@ -287,15 +287,25 @@ def paired_deltas(refs: list[str], folders: dict) -> dict:
     return out
 
 
+def answer_keys(rows: pd.DataFrame, ended: bool = True) -> pd.Series | None:
+    """Per prompt id, a short key of the answer: its text and (with ``ended``) whether it ended,
+    so two answers are the same exactly when their keys are; None for suites without answers."""
+    if not {"id", "response"} <= set(rows):
+        return None
+    stops = rows["ended"].astype(str) if ended and "ended" in rows else pd.Series("", index=rows.index)
+    return pd.Series([content_hash(str(text), stop) for text, stop in zip(rows["response"], stops)],
+                     index=rows["id"].to_numpy())
+
+
 def same_answers(rows0: pd.DataFrame, rows1: pd.DataFrame) -> set:
     """Prompt ids two evaluations answered identically (the same text, both ended or both cut);
     empty for suites without answers."""
-    if not {"id", "response"} <= set(rows0) or not {"id", "response"} <= set(rows1):
+    ended = "ended" in rows0 and "ended" in rows1
+    a, b = answer_keys(rows0, ended), answer_keys(rows1, ended)
+    if a is None or b is None:
         return set()
-    columns = ["response", *(["ended"] if "ended" in rows0 and "ended" in rows1 else [])]
-    a, b = rows0.set_index("id")[columns], rows1.set_index("id")[columns]
     ids = a.index.intersection(b.index)
-    return set(ids[(a.loc[ids] == b.loc[ids]).all(axis=1).to_numpy()])
+    return set(ids[(a.loc[ids] == b.loc[ids]).to_numpy()])
 
 
 def _none(v):

@@ -15,7 +15,8 @@ Objectives that train without the harmful set (sft) are trained once per seed an
 every size. Writes into ``runs/experiments/data-efficiency-<time>/``: ``results.csv`` (one row
 per run and size, with paired deltas against the base), ``versus.csv`` (TA-SFT against each
 baseline, paired by seed and prompt), ``outcomes.csv`` (each run's per-prompt values behind
-versus.csv), ``curves.csv`` (each run's logged terms per step),
+versus.csv, with a key of each answer: the same answer counts as the same value), ``curves.csv``
+(each run's logged terms per step),
 ``results.md`` and ``report.html`` (the tables and the figures), ``workers/`` (each worker
 process's output). ``resume=FOLDER`` continues an interrupted experiment with its recorded
 design: finished runs are not trained or evaluated again.
@@ -425,6 +426,7 @@ def prompt_outcomes(table: pd.DataFrame, folders: dict) -> pd.DataFrame:
     """Each run's per-prompt values of the metrics versus.csv compares (long format: run, suite,
     metric, prompt id, value), read from its evaluation folder; the base model's too. Kept as
     ``outcomes.csv`` so the comparisons can be recomputed without the evaluation folders."""
+    from .compare import answer_keys
     from .evaluate import metric_values
 
     rows = []
@@ -433,12 +435,14 @@ def prompt_outcomes(table: pd.DataFrame, folders: dict) -> pd.DataFrame:
             path = folders.get(ref, Path("/nonexistent")) / f"{suite}.parquet"
             if not path.exists():
                 continue
-            values = metric_values(suite, pd.read_parquet(path))
+            judged = pd.read_parquet(path)
+            values, keys = metric_values(suite, judged), answer_keys(judged)
             for _, metric, _, _ in (m for m in VERSUS_METRICS if m[0] == suite):
                 series = values[metric][0]
-                rows.append(pd.DataFrame({"run": ref, "suite": suite, "metric": metric,
-                                          "id": series.index, "value": series.values}))
-    columns = ["run", "suite", "metric", "id", "value"]
+                rows.append(pd.DataFrame({"run": ref, "suite": suite, "metric": metric, "id": series.index,
+                                          "value": series.values,
+                                          "answer": None if keys is None else keys.reindex(series.index).values}))
+    columns = ["run", "suite", "metric", "id", "value", "answer"]
     return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
 
@@ -457,9 +461,12 @@ def with_derived_metrics(outcomes: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([outcomes, *extra], ignore_index=True) if extra else outcomes
 
 
-def per_prompt_values(outcomes: pd.DataFrame) -> dict:
-    """``{(run, metric): values indexed by prompt id}`` from outcomes, derived metrics included."""
-    return {key: g.set_index("id")["value"] for key, g in with_derived_metrics(outcomes).groupby(["run", "metric"])}
+def per_prompt_values(outcomes: pd.DataFrame, column: str = "value") -> dict:
+    """``{(run, metric): values indexed by prompt id}`` from outcomes, derived metrics included;
+    ``column="answer"``: the answers' keys instead (outcomes written before they were kept: none)."""
+    if column not in outcomes:
+        return {}
+    return {key: g.set_index("id")[column] for key, g in with_derived_metrics(outcomes).groupby(["run", "metric"])}
 
 
 def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METHOD,
@@ -475,16 +482,16 @@ def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METH
     if "error" in table:
         table = table[table["error"].isna()]
     runs = table[table["objective"] != "base"]
-    wide = per_prompt_values(outcomes)
+    wide, answers = per_prompt_values(outcomes), per_prompt_values(outcomes, "answer")
 
-    def by_seed(rows: pd.DataFrame, seeds: list, metric: str) -> pd.DataFrame | None:
+    def by_seed(rows: pd.DataFrame, seeds: list, metric: str, values: dict = wide) -> pd.DataFrame | None:
         """prompts x seeds, one column per seed (None if a seed's run has no values)."""
         cols = {}
         for s in seeds:
             ref = rows[rows["seed"] == s]["run"].iloc[0]
-            if (ref, metric) not in wide:
+            if (ref, metric) not in values:
                 return None
-            cols[s] = wide[ref, metric]
+            cols[s] = values[ref, metric]
         return pd.DataFrame(cols)
 
     out = []
@@ -504,6 +511,12 @@ def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METH
                     continue
                 ids = a.index.intersection(b.index)
                 a, b = a.loc[ids], b.loc[ids]
+                keys_a, keys_b = by_seed(mine, seeds, metric, answers), by_seed(theirs, seeds, metric, answers)
+                if keys_a is not None and keys_b is not None:
+                    # the same answer has the same value (as in compare.paired_deltas): scores of one
+                    # text taken in other batches differ in the last float bits, which is no effect
+                    same = (keys_a.loc[ids] == keys_b.loc[ids]) & keys_a.loc[ids].notna()
+                    b = b.mask(same, a)
                 if pooled:
                     d = paired_delta(b.mean(axis=1).tolist(), a.mean(axis=1).tolist(), binary=False)
                 else:

@@ -67,6 +67,8 @@ def test_a_small_experiment_runs_resumes_and_shows(runs, embedded):
 
     versus = pd.read_csv(out / "versus.csv")
     assert set(versus["versus"]) == {"sft"} and sorted(versus["size"]) == [2, 3]
+    outcomes = pd.read_csv(out / "outcomes.csv")  # each answer's key, so the same answer is the same value
+    assert outcomes["answer"].notna().all() and outcomes["answer"].str.fullmatch("[0-9a-f]{12}").all()
     assert versus["d harmful"].between(-1, 1).all()
 
     curves = pd.read_csv(out / "curves.csv")
@@ -137,6 +139,40 @@ def test_versus_pairs_runs_by_seed_and_calls_only_what_holds_in_every_seed():
     assert not versus.loc["npo", "over-refusal: emd better"]  # seed 1 shows no difference
     pooled = versus_table(table, outcomes, pooled=True).set_index("versus")
     assert pooled.loc["npo", "over-refusal: emd better"] and "d over-refusal seed 0" not in pooled
+
+
+def test_versus_reads_the_same_answer_as_the_same_value():
+    """Two runs that gave the same answers score them under the base model in other batches, so
+    their log-perplexities differ in the last float bits: with the answers' keys in outcomes that
+    is no difference (as in compare); answers that differ keep their real difference; outcomes
+    written before the keys were kept compare as before."""
+    import numpy as np
+
+    from semsafe.experiment import versus_table
+
+    table, outcomes = synthetic_experiment({"emd": [0.2, 0.2], "ga": [0.2, 0.2]}, {"emd": [0.1, 0.1], "ga": [0.1, 0.1]})
+    rng = np.random.default_rng(0)
+    ids = [f"f{i}" for i in range(50)]
+    base_values = rng.uniform(1.0, 3.0, size=len(ids))
+    rows = []
+    for run in table["run"]:
+        noise = 1e-7 if run.startswith("emd") else 0.0  # emd's batches happened to round up
+        rows.append(pd.DataFrame({"run": run, "suite": "fluency", "metric": "log_ppl_generated_under_base",
+                                  "id": ids, "value": base_values + noise, "answer": [f"a{i}" for i in ids]}))
+    outcomes = pd.concat([outcomes.assign(answer=None), *rows], ignore_index=True)
+
+    unkeyed = versus_table(table, outcomes.drop(columns="answer")).set_index("versus")
+    assert unkeyed.loc["ga", "log ppl (base, generated): emd worse"]  # 1e-7 everywhere reads as an effect
+    keyed = versus_table(table, outcomes).set_index("versus")
+    assert keyed.loc["ga", "d log ppl (base, generated)"] == 0
+    assert not keyed.loc["ga", "log ppl (base, generated): emd worse"]
+    # emd answered differently on ten prompts, each far less fluent: that difference stays
+    other = outcomes["run"].str.startswith("emd") & outcomes["id"].isin(ids[:10])
+    outcomes.loc[other, "answer"] = "another answer"
+    outcomes.loc[other, "value"] += 2.0
+    changed = versus_table(table, outcomes).set_index("versus")
+    assert changed.loc["ga", "d log ppl (base, generated)"] == pytest.approx(2.0 * 10 / 50, rel=1e-6)
+    assert changed.loc["ga", "log ppl (base, generated): emd worse"]
 
 
 def test_experiments_run_with_other_seeds_pool_into_one_comparison():
