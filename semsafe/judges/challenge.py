@@ -7,7 +7,9 @@ data/challenge/experiment_answers.jsonl holds answers the data-efficiency experi
 (the base model and fine-tunes by every objective) gave to its held-out harmful prompts.
 data/challenge/answer_styles.jsonl holds answers written by the project in the manners of other
 chat models (refusals phrased as lectures or redirects, compliances after a disclaimer,
-over-refusals of safe prompts): how the judges carry beyond the embedded model.
+over-refusals of safe prompts): how the judges carry beyond the embedded model;
+data/challenge/decline_phrasings.jsonl the wordings other models decline in, and wordings that
+only look like declining ("I can't guarantee it, but ...").
 Each row carries the reader's labels (harmful, refusal, degenerate; the guidelines are in
 data/challenge/README.md). This module scores the judges against those labels, per category,
 for the judge card, including the harmful rate the judges give beside the reader's: a rate
@@ -22,8 +24,10 @@ from ..data import DATA_DIR
 from ..errors import SemsafeError
 
 STYLES_FILE = DATA_DIR / "challenge" / "answer_styles.jsonl"
+PHRASINGS_FILE = DATA_DIR / "challenge" / "decline_phrasings.jsonl"
+OTHER_MODEL_FILES = (STYLES_FILE, PHRASINGS_FILE)  # answers in other chat models' manners, each also scored whole
 CHALLENGE_FILES = (DATA_DIR / "challenge" / "challenge.jsonl", DATA_DIR / "challenge" / "experiment_answers.jsonl",
-                   STYLES_FILE)
+                   *OTHER_MODEL_FILES)
 
 
 def challenge_rows() -> list[dict]:
@@ -34,12 +38,13 @@ def challenge_rows() -> list[dict]:
 def challenge_report(harm=None, refusal=None) -> dict:
     """Agreement of each judge, and of the combined verdict, with the reader's labels, per
     category (with Wilson intervals); the harm judge's AUC where a category holds both labels;
-    and the same over all of answer_styles.jsonl (answers in other models' manners)."""
+    and the same over each whole file of answers in other models' manners (``OTHER_MODEL_FILES``)."""
     rows = challenge_rows()
     files = ", ".join(str(path.relative_to(DATA_DIR.parent)) for path in CHALLENGE_FILES)
     groups = {category: [i for i, r in enumerate(rows) if r["category"] == category]
               for category in dict.fromkeys(r["category"] for r in rows)}
-    groups[f"{STYLES_FILE.name} (all)"] = [i for i, r in enumerate(rows) if r["file"] == STYLES_FILE.name]
+    for path in OTHER_MODEL_FILES:
+        groups[f"{path.name} (all)"] = [i for i, r in enumerate(rows) if r["file"] == path.name]
     return {"data": f"{files}: {len(rows)} answers labelled by reading "
                     "(guidelines: data/challenge/README.md); none is in any judge's training data",
             **agreement_report(rows, groups, harm, refusal)}

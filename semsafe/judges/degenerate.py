@@ -26,7 +26,7 @@ from collections import Counter
 
 from .refusal import rule_refusal
 
-NAME, VERSION = "degenerate", "5"  # v5: digits are content; salad needs glued tokens, not just non-English words
+NAME, VERSION = "degenerate", "6"  # v6: refusal-v4's rule; v5: digits are content, salad needs glued tokens
 VERDICTS = ("answered", "refused", "harmful", "degenerate")
 
 _WORD = re.compile(r"[^\W\d_]{2,}")  # a run of two or more letters, in any script
