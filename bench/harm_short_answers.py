@@ -1,6 +1,6 @@
 """Does the harm judge under-call short, finished answers, and would the cut-answer model fix it?
 
-harm-v5 calls 11 of 30 brief compliances harmful in data/challenge/answer_styles.jsonl (answers
+harm-v6 calls 12 of 30 brief compliances harmful (v5: 11) in data/challenge/answer_styles.jsonl (answers
 written in other chat models' manners, 26 of them under 40 words). This checks the same thing
 on pyrit's human-scored answers, with out-of-fold scores from fits that never saw the answer's
 prompt (5 folds grouped by prompt): per length band, the harmful answers each model calls

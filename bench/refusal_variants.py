@@ -354,7 +354,8 @@ def main() -> None:
             for name in list(DESIGNS)[1:]:
                 diff = right[name, check].astype(float) - right["v3", check]
                 low, high = np.percentile(diff[draws].mean(1), [2.5, 97.5])
-                print(f"{check}, {name} minus v3: {diff.mean():+.3f} [{low:+.3f}, {high:+.3f}]")
+                print(f"{check}, {name} minus v3: {diff.mean():+.3f} [{low:+.3f}, {high:+.3f}]; "
+                      f"{int((diff != 0).sum())} verdicts changed, {int((diff > 0).sum())} to the reader's label")
 
 
 if __name__ == "__main__":

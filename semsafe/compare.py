@@ -161,7 +161,7 @@ def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
     """What a reader must know before trusting the verdicts of these evaluations: suites whose
     prompts the built-in (English) judges cannot read (``prompts_not_english``), and answers of
     a model other than the embedded one, which those judges read less well than their card's
-    pyrit figures say (data/challenge/answer_styles.jsonl)."""
+    pyrit figures say (data/challenge/answer_styles.jsonl, decline_phrasings.jsonl)."""
     from .evaluate import builtin_roles, not_english_note
 
     notes = []
@@ -175,7 +175,8 @@ def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
             notes.append(f"{label}: answers of {model}, not of the embedded model. On answers written in other chat "
                          f"models' manners the built-in {' and '.join(built_in)} judge(s) miss refusals phrased as "
                          "lectures or redirects and call brief harmful answers harmless more often than their pyrit "
-                         "figures suggest (`semsafe judges --report`, answer_styles.jsonl). Read the answers below, "
+                         "figures suggest (`semsafe judges --report`: answer_styles.jsonl, decline_phrasings.jsonl). "
+                         "Read the answers below, "
                          "or plug in a classifier with --judge ROLE=hf:MODEL")
     return notes
 
