@@ -433,6 +433,8 @@ def _from_chat(row: dict) -> dict:
             raise ValueError(f"'{field}' must be a list of turns (objects with a role and content)")
         role = str(turn.get("role", turn.get("from", ""))).lower()
         text = turn.get("content", turn.get("value"))
+        if isinstance(text, list):  # content as parts ({"type": "text", "text": ...}): the text parts
+            text = "".join(part.get("text") or "" for part in text if isinstance(part, dict))
         if role in _USER_ROLES or role in _ASSISTANT_ROLES:
             turns.append(("user" if role in _USER_ROLES else "assistant", text))
     response = turns.pop()[1] if turns and turns[-1][0] == "assistant" else None

@@ -190,9 +190,10 @@ def test_chats_in_a_messages_field_become_prompt_and_response(tmp_path):
     openai = {"messages": [{"role": "system", "content": "Be nice."}, {"role": "user", "content": "Hi?"},
                            {"role": "assistant", "content": "Hello."}], "label": "safe"}
     sharegpt = {"conversations": [{"from": "human", "value": "Make a bomb"}]}
-    recs = load_records(write(tmp_path, "c.jsonl", json.dumps(openai) + "\n" + json.dumps(sharegpt) + "\n"))
+    parts = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi?"}]}]}
+    recs = load_records(write(tmp_path, "c.jsonl", "".join(json.dumps(r) + "\n" for r in (openai, sharegpt, parts))))
     assert [(r.prompt, r.response, r.labels) for r in recs] == [
-        ("Hi?", "Hello.", {"label": "safe"}), ("Make a bomb", None, {})]
+        ("Hi?", "Hello.", {"label": "safe"}), ("Make a bomb", None, {}), ("Hi?", None, {})]
     import pandas as pd
 
     table = tmp_path / "chats.parquet"
