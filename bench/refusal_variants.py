@@ -356,6 +356,10 @@ def main() -> None:
                 low, high = np.percentile(diff[draws].mean(1), [2.5, 97.5])
                 print(f"{check}, {name} minus v3: {diff.mean():+.3f} [{low:+.3f}, {high:+.3f}]; "
                       f"{int((diff != 0).sum())} verdicts changed, {int((diff > 0).sum())} to the reader's label")
+            z, labels = logits["v4 (shipped)", check]
+            missed = np.array([not refusal.rule_refusal(r["response"]) for r in checks[check]]) & (labels == 1)
+            print(f"{check}: refusals v4's rule misses {int(missed.sum())}, of them the learned part "
+                  f"catches {int((z[missed] >= 0).sum())}")
 
 
 if __name__ == "__main__":
