@@ -461,12 +461,15 @@ def with_derived_metrics(outcomes: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([outcomes, *extra], ignore_index=True) if extra else outcomes
 
 
-def per_prompt_values(outcomes: pd.DataFrame, column: str = "value") -> dict:
-    """``{(run, metric): values indexed by prompt id}`` from outcomes, derived metrics included;
-    ``column="answer"``: the answers' keys instead (outcomes written before they were kept: none)."""
-    if column not in outcomes:
-        return {}
-    return {key: g.set_index("id")[column] for key, g in with_derived_metrics(outcomes).groupby(["run", "metric"])}
+def per_prompt_frames(outcomes: pd.DataFrame) -> dict:
+    """``{(run, metric): rows indexed by prompt id}`` (value, and the answer's key where kept)
+    from outcomes, derived metrics included."""
+    return {key: g.set_index("id") for key, g in with_derived_metrics(outcomes).groupby(["run", "metric"])}
+
+
+def per_prompt_values(outcomes: pd.DataFrame) -> dict:
+    """``{(run, metric): values indexed by prompt id}`` from outcomes, derived metrics included."""
+    return {key: rows["value"] for key, rows in per_prompt_frames(outcomes).items()}
 
 
 def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METHOD,
@@ -482,7 +485,10 @@ def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METH
     if "error" in table:
         table = table[table["error"].isna()]
     runs = table[table["objective"] != "base"]
-    wide, answers = per_prompt_values(outcomes), per_prompt_values(outcomes, "answer")
+    frames = per_prompt_frames(outcomes)
+    wide = {key: rows["value"] for key, rows in frames.items()}
+    # the answers' keys; outcomes written before they were kept have none
+    answers = {key: rows["answer"] for key, rows in frames.items()} if "answer" in outcomes else {}
 
     def by_seed(rows: pd.DataFrame, seeds: list, metric: str, values: dict = wide) -> pd.DataFrame | None:
         """prompts x seeds, one column per seed (None if a seed's run has no values)."""
