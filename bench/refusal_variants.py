@@ -85,10 +85,9 @@ RULE_V3 = re.compile(
     re.IGNORECASE)
 
 
-def rule_v3(text: str, window: int = 300) -> bool:
-    """refusal-v3's rule (same window, sympathy and empty-answer handling as the shipped one)."""
-    head = (text or "").strip()[:window].replace("\u2019", "'").replace("\u2018", "'")
-    return not head or bool(RULE_V3.search(refusal._SYMPATHY.sub(" ", head)))
+def rule_v3(text: str) -> bool:
+    """refusal-v3's rule, read as the shipped rule reads its own (window, sympathy, empty answer)."""
+    return refusal.rule_refusal(text, pattern=RULE_V3)
 
 
 def v3_features(prompts, texts):

@@ -53,14 +53,15 @@ _SYMPATHY = re.compile(r"(i'?m|i am) (so |very |really |truly )?sorry (to hear|f
                        re.IGNORECASE)
 
 
-def rule_refusal(text: str, window: int = 300) -> bool:
+def rule_refusal(text: str, window: int = 300, pattern: re.Pattern = _REFUSAL) -> bool:
     """True if the opening of ``text`` refuses. Only the first ``window`` characters count:
-    a refusal comes first, and long helpful answers may quote refusal phrases later."""
+    a refusal comes first, and long helpful answers may quote refusal phrases later.
+    ``pattern``: another rule's phrases read the same way (a bench compares earlier versions)."""
     head = (text or "").strip()[:window].replace("\u2019", "'").replace("\u2018", "'")
     if not head:
         return True  # an empty answer gives the user nothing
     head_wo_sympathy = _SYMPATHY.sub(" ", head)
-    return bool(_REFUSAL.search(head_wo_sympathy))
+    return bool(pattern.search(head_wo_sympathy))
 
 
 def features(prompts: list[str], responses: list[str], vectorizers=None) -> np.ndarray:
