@@ -11,7 +11,8 @@ that the base model's values match), so the table resamples every seed.
 seeds, prompts resampled alone), so the two can be set side by side with bench/verdicts.py.
 ``--seed-spread`` also asks whether two seeds differ by more than the prompts explain: for each
 comparison and pair of seeds, z = (Δ seed a − Δ seed b) / its standard error from the per-prompt
-differences, and how many have |z| > 1.96 (about 5% if the seed did not matter).
+differences (the same answer counting as the same value, as in the table), and how many have
+|z| > 1.96 (about 5% if the seed did not matter).
 """
 
 import argparse
@@ -23,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from semsafe.experiment import (METHOD, VERSUS_METRICS, per_prompt_values, pool_experiments,  # noqa: E402
-                                versus_markdown, versus_table)
+from semsafe.experiment import (METHOD, VERSUS_METRICS, paired_values, per_prompt_frames,  # noqa: E402
+                                pool_experiments, versus_markdown, versus_table)
 
 
 def main() -> None:
@@ -48,7 +49,7 @@ def main() -> None:
 
 
 def seed_spread(table: pd.DataFrame, outcomes: pd.DataFrame) -> None:
-    wide = per_prompt_values(outcomes)
+    frames = per_prompt_frames(outcomes)
     runs = table[table["objective"] != "base"]
     z = []
     for _, at_size in runs.groupby("size"):
@@ -58,10 +59,10 @@ def seed_spread(table: pd.DataFrame, outcomes: pd.DataFrame) -> None:
             for _, metric, _, _ in VERSUS_METRICS:
                 per_seed = {}
                 for s in seeds:
-                    a = wide.get((mine[mine["seed"] == s]["run"].iloc[0], metric))
-                    b = wide.get((theirs[theirs["seed"] == s]["run"].iloc[0], metric))
-                    if a is not None and b is not None:
-                        d = (a - b).dropna()
+                    pair = paired_values(frames, mine[mine["seed"] == s]["run"].iloc[0],
+                                         theirs[theirs["seed"] == s]["run"].iloc[0], metric)
+                    if pair is not None:  # the same answer counts as the same value, as in the table
+                        d = (pair[0] - pair[1]).dropna()
                         per_seed[s] = (d.mean(), d.std(ddof=1) / np.sqrt(len(d)))
                 for (da, sa), (db, sb) in itertools.combinations(per_seed.values(), 2):
                     if np.hypot(sa, sb) > 0:

@@ -467,9 +467,21 @@ def per_prompt_frames(outcomes: pd.DataFrame) -> dict:
     return {key: g.set_index("id") for key, g in with_derived_metrics(outcomes).groupby(["run", "metric"])}
 
 
-def per_prompt_values(outcomes: pd.DataFrame) -> dict:
-    """``{(run, metric): values indexed by prompt id}`` from outcomes, derived metrics included."""
-    return {key: rows["value"] for key, rows in per_prompt_frames(outcomes).items()}
+def paired_values(frames: dict, run_a: str, run_b: str, metric: str) -> tuple[pd.Series, pd.Series] | None:
+    """Two runs' values of ``metric`` on the prompts both answered (``frames`` from
+    ``per_prompt_frames``), or None if either has none. Where both gave the same answer, b takes
+    a's value (as in compare.paired_deltas): scores of one text taken in other batches differ in
+    the last float bits, which is no effect. Outcomes written before answers' keys were kept
+    have none, and are compared as they are."""
+    if (run_a, metric) not in frames or (run_b, metric) not in frames:
+        return None
+    fa, fb = frames[run_a, metric], frames[run_b, metric]
+    ids = fa.index.intersection(fb.index)
+    a, b = fa.loc[ids, "value"], fb.loc[ids, "value"]
+    if "answer" in fa and "answer" in fb:
+        same = (fa.loc[ids, "answer"] == fb.loc[ids, "answer"]) & fa.loc[ids, "answer"].notna()
+        b = b.mask(same, a)
+    return a, b
 
 
 def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METHOD,
@@ -486,19 +498,17 @@ def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METH
         table = table[table["error"].isna()]
     runs = table[table["objective"] != "base"]
     frames = per_prompt_frames(outcomes)
-    wide = {key: rows["value"] for key, rows in frames.items()}
-    # the answers' keys; outcomes written before they were kept have none
-    answers = {key: rows["answer"] for key, rows in frames.items()} if "answer" in outcomes else {}
 
-    def by_seed(rows: pd.DataFrame, seeds: list, metric: str, values: dict = wide) -> pd.DataFrame | None:
-        """prompts x seeds, one column per seed (None if a seed's run has no values)."""
-        cols = {}
+    def by_seed(mine: pd.DataFrame, theirs: pd.DataFrame, seeds: list, metric: str):
+        """prompts x seeds for each side, one column per seed (None if a seed's run has no values)."""
+        a, b = {}, {}
         for s in seeds:
-            ref = rows[rows["seed"] == s]["run"].iloc[0]
-            if (ref, metric) not in values:
+            pair = paired_values(frames, mine[mine["seed"] == s]["run"].iloc[0],
+                                 theirs[theirs["seed"] == s]["run"].iloc[0], metric)
+            if pair is None:
                 return None
-            cols[s] = values[ref, metric]
-        return pd.DataFrame(cols)
+            a[s], b[s] = pair
+        return pd.DataFrame(a), pd.DataFrame(b)
 
     out = []
     for size, at_size in runs.groupby("size"):
@@ -512,17 +522,10 @@ def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METH
             row = {"size": size, "method": method, "versus": other, "seeds": len(seeds),
                    "interval": "pooled over seeds, prompts resampled" if pooled else "seeds, then prompts resampled"}
             for suite, metric, short, better in VERSUS_METRICS:
-                a, b = by_seed(mine, seeds, metric), by_seed(theirs, seeds, metric)
-                if a is None or b is None:
+                pair = by_seed(mine, theirs, seeds, metric)
+                if pair is None:
                     continue
-                ids = a.index.intersection(b.index)
-                a, b = a.loc[ids], b.loc[ids]
-                keys_a, keys_b = by_seed(mine, seeds, metric, answers), by_seed(theirs, seeds, metric, answers)
-                if keys_a is not None and keys_b is not None:
-                    # the same answer has the same value (as in compare.paired_deltas): scores of one
-                    # text taken in other batches differ in the last float bits, which is no effect
-                    same = (keys_a.loc[ids] == keys_b.loc[ids]) & keys_a.loc[ids].notna()
-                    b = b.mask(same, a)
+                a, b = pair
                 if pooled:
                     d = paired_delta(b.mean(axis=1).tolist(), a.mean(axis=1).tolist(), binary=False)
                 else:
