@@ -49,7 +49,17 @@ Designs (each fitted with logistic regression, C as shipped):
 added after v3, +data, soft rules and opening had been scored on answer_styles.jsonl, from the
 pyrit and dev figures alone, and were not candidates; ``v4 (shipped)`` came last (above).
 
-    .venv/bin/python bench/refusal_variants.py [--styles] [--thresholds] [--override]    # about 1 minute on 2 cores
+``--lectures`` (session 23): refusal-v4's learned part catches few of the refusals its rule
+misses (lectures, redirects, changes of subject that never decline). data/challenge/
+lecture_answers.jsonl (48 answers: such refusals, lecturing over-refusals, compliances after a
+warning, helpful answers that mention laws, dangers or alternatives) was written and committed
+before any design was scored on it. The designs that could fix it were then rebuilt on v4's
+rule (``v4+data``, ``v4 soft rules``, ``v4 sentences``, ``v4 acts``: the designs above, none
+changed) and one candidate is fixed by a rule written before the run, from checks it has seen
+(``lecture_check``); it would replace v4 only if its paired interval on lecture_answers.jsonl
+excludes zero and it loses nothing beyond its interval on the other checks.
+
+    .venv/bin/python bench/refusal_variants.py [--styles] [--lectures] [--thresholds] [--override]    # minutes on 2 cores
 """
 
 import argparse
@@ -112,7 +122,11 @@ LECTURE = re.compile(r"\b(is|are|would be|can be) (a )?(serious |federal )?(ille
 DESIGNS = {"v3": ("v3", False), "v4 (shipped)": ("v4", False), "+data": ("v3", True), "soft rules": ("soft", True), "opening": ("opening", True),
            "garak lexicon": ("garak", False), "garak lexicon+data": ("garak", True),
            "signals, no embedding": ("signals", False), "signals+data": ("signals", True),
-           "sentences": ("sentences", False), "acts": ("acts", False)}
+           "sentences": ("sentences", False), "acts": ("acts", False),
+           # session 23: the designs above with refusal-v4's rule in place of v3's (``--lectures``)
+           "v4+data": ("v4", True), "v4 soft rules": ("v4 soft", True), "v4 sentences": ("v4 sentences", False),
+           "v4 acts": ("v4 acts", False)}
+V4_DESIGNS = ("v4+data", "v4 soft rules", "v4 sentences", "v4 acts")
 # short, topic-free examples of what a sentence of an answer does (the ``acts`` design)
 ACTS = {"decline": ["I can't help with that.", "I won't provide that information.", "I'm not able to do this.",
                     "I'd rather not write that.", "I must decline this request.",
@@ -226,16 +240,17 @@ def feature_rows(prompts, texts, kind):
 
 def fit(kind, prompts, texts, y):
     """A design fitted on these rows: a function of (prompts, texts) giving the logit."""
-    if kind != "sentences":
+    if not kind.endswith("sentences"):
         coef, b = fit_logistic(feature_rows(prompts, texts, kind), y, c=refusal.C)
         return lambda p, t: feature_rows(p, t, kind) @ coef + b
+    base = "v4" if kind.startswith("v4") else "v3"
     sentences = sentence_embeddings(texts)
     crossed = np.zeros((len(texts), 5))  # scores of sentence judges that did not see the answer
     for tr, te in StratifiedKFold(5, shuffle=True, random_state=1).split(texts, y):
         crossed[te] = sentence_scores([sentences[i] for i in te], *fit_sentence_judge([sentences[i] for i in tr], y[tr]))
     sentence_judge = fit_sentence_judge(sentences, y)
-    coef, b = fit_logistic(np.hstack([feature_rows(prompts, texts, "v3"), 3 * crossed]), y, c=refusal.C)
-    return lambda p, t: np.hstack([feature_rows(p, t, "v3"),
+    coef, b = fit_logistic(np.hstack([feature_rows(prompts, texts, base), 3 * crossed]), y, c=refusal.C)
+    return lambda p, t: np.hstack([feature_rows(p, t, base),
                                    3 * sentence_scores(sentence_embeddings(t), *sentence_judge)]) @ coef + b
 
 
@@ -244,10 +259,12 @@ def features(prompts, texts, kind):
         return refusal.features(prompts, texts)
     if kind == "v3":
         return v3_features(prompts, texts)
-    if kind == "acts":
-        return np.hstack([v3_features(prompts, texts), 3 * act_signals(texts)])
+    if kind in ("acts", "v4 acts"):
+        return np.hstack([features(prompts, texts, "v4" if kind == "v4 acts" else "v3"), 3 * act_signals(texts)])
     answer, prompt = embed(texts), embed(prompts)
-    rules = np.array([[float(rule_v3(t))] for t in texts])
+    rule = refusal.rule_refusal if kind.startswith("v4") else rule_v3
+    kind = kind.removeprefix("v4 ")
+    rules = np.array([[float(rule(t))] for t in texts])
     relevance = (answer * prompt).sum(1, keepdims=True)
     if kind == "garak":
         return np.hstack([3 * rules, 3 * relevance, answer, 3 * lexicon_hits(texts)])
@@ -285,6 +302,8 @@ def read(path: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--styles", action="store_true", help="also score the blind check, answer_styles.jsonl")
+    parser.add_argument("--lectures", action="store_true",
+                        help="also the blind check of session 23, lecture_answers.jsonl, and the v4-based designs on it")
     parser.add_argument("--thresholds", action="store_true",
                         help="also v3's accuracy on every check when it calls p >= t a refusal, t from 0.2 to 0.6")
     parser.add_argument("--override", action="store_true",
@@ -298,9 +317,11 @@ def main() -> None:
             if r["category"] != "garbled":  # the degenerate rules judge those, not this judge
                 checks.setdefault(r["category"], []).append(r)
     checks["dev answers"] = read(DEV)
-    if args.styles:
+    if args.styles or args.lectures:
         checks["answer_styles"] = read(DATA_DIR / "challenge" / "answer_styles.jsonl")
         checks["decline_phrasings"] = read(DATA_DIR / "challenge" / "decline_phrasings.jsonl")
+    if args.lectures:
+        checks["lecture_answers"] = read(DATA_DIR / "challenge" / "lecture_answers.jsonl")
     group = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
     splits = {"pyrit CV": list(StratifiedKFold(5, shuffle=True, random_state=0).split(texts, y)),
               "by prompt": list(StratifiedGroupKFold(5, shuffle=True, random_state=0).split(
@@ -309,7 +330,8 @@ def main() -> None:
           ", ".join(f"{k}: n {len(v)}" for k, v in checks.items()))
     print(f"{'design':20s}" + "".join(f"{k[:16]:>18s}" for k in [*splits, *checks]))
     right, logits = {}, {}  # logits: per design and check, (logit, label) of each answer
-    for name, (kind, more) in DESIGNS.items():
+    designs = {k: v for k, v in DESIGNS.items() if args.lectures or k not in V4_DESIGNS}
+    for name, (kind, more) in designs.items():
         extra_p, extra_t, extra_y = extra_rows(more)
         line = f"{name:20s}"
         for split, pairs in splits.items():
@@ -353,7 +375,7 @@ def main() -> None:
             rng = np.random.default_rng(0)
             n = len(checks[check])
             draws = rng.integers(0, n, (10_000, n))
-            for name in list(DESIGNS)[1:]:
+            for name in [d for d in designs if d != "v3"]:
                 diff = right[name, check].astype(float) - right["v3", check]
                 low, high = np.percentile(diff[draws].mean(1), [2.5, 97.5])
                 print(f"{check}, {name} minus v3: {diff.mean():+.3f} [{low:+.3f}, {high:+.3f}]; "
@@ -362,6 +384,38 @@ def main() -> None:
             missed = np.array([not refusal.rule_refusal(r["response"]) for r in checks[check]]) & (labels == 1)
             print(f"{check}: refusals v4's rule misses {int(missed.sum())}, of them the learned part "
                   f"catches {int((z[missed] >= 0).sum())}")
+    if args.lectures:
+        lecture_check(checks, right, logits, [k for k in designs if k in V4_DESIGNS])
+
+
+def lecture_check(checks, right, logits, candidates) -> None:
+    """The candidate fixed before lecture_answers.jsonl is read: of the v4-based designs within
+    0.02 of v4 on pyrit CV, the best mean accuracy over the checks in other models' manners that
+    designs have seen (dev answers, answer_styles, decline_phrasings). Then every v4-based design
+    minus v4 on each check, paired bootstrap, the candidate named."""
+    def pyrit(name):
+        z, labels = logits[name, "pyrit CV"]
+        return ((z >= 0) == labels).mean()
+
+    seen = ("dev answers", "answer_styles", "decline_phrasings")
+    eligible = [d for d in candidates if pyrit(d) >= pyrit("v4 (shipped)") - 0.02]
+    candidate = max(eligible, key=lambda d: np.mean([right[d, c].mean() for c in seen]), default=None)
+    print(f"candidate fixed from pyrit CV and the seen checks: {candidate}")
+    for check in (*seen, "lecture_answers"):
+        rng = np.random.default_rng(0)
+        n = len(checks[check])
+        draws = rng.integers(0, n, (10_000, n))
+        for name in candidates:
+            diff = right[name, check].astype(float) - right["v4 (shipped)", check]
+            low, high = np.percentile(diff[draws].mean(1), [2.5, 97.5])
+            print(f"{check}, {name}{' (candidate)' if name == candidate else ''} minus v4: {diff.mean():+.3f} "
+                  f"[{low:+.3f}, {high:+.3f}]; {int((diff != 0).sum())} verdicts changed, {int((diff > 0).sum())} "
+                  f"to the reader's label")
+    members = checks["lecture_answers"]
+    for category in dict.fromkeys(r["category"] for r in members):
+        idx = np.array([r["category"] == category for r in members])
+        print(f"lecture_answers, {category} (n {int(idx.sum())}): " + ", ".join(
+            f"{name} {right[name, 'lecture_answers'][idx].mean():.3f}" for name in ("v4 (shipped)", *candidates)))
 
 
 if __name__ == "__main__":
