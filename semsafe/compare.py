@@ -161,7 +161,8 @@ def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
     """What a reader must know before trusting the verdicts of these evaluations: suites whose
     prompts the built-in (English) judges cannot read (``prompts_not_english``), and answers of
     a model other than the embedded one, which those judges read less well than their card's
-    pyrit figures say (data/challenge/answer_styles.jsonl, decline_phrasings.jsonl)."""
+    pyrit figures say (data/challenge/answer_styles.jsonl, decline_phrasings.jsonl,
+    lecture_answers.jsonl)."""
     from .evaluate import builtin_roles, not_english_note
 
     notes = []
@@ -174,9 +175,9 @@ def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
         if built_in and model and ("/" in model or model.endswith(".gguf")):  # a hub id or a local checkpoint
             notes.append(f"{label}: answers of {model}, not of the embedded model. On answers written in other chat "
                          f"models' manners the built-in {' and '.join(built_in)} judge(s) miss refusals phrased as "
-                         "lectures or redirects and call brief harmful answers harmless more often than their pyrit "
-                         "figures suggest (`semsafe judges --report`: answer_styles.jsonl, decline_phrasings.jsonl). "
-                         "Read the answers below, "
+                         "lectures or redirects (and may call those harmful) and call brief harmful answers harmless "
+                         "more often than their pyrit figures suggest (`semsafe judges --report`: answer_styles.jsonl, "
+                         "decline_phrasings.jsonl, lecture_answers.jsonl). Read the answers below, "
                          "or plug in a classifier with --judge ROLE=hf:MODEL")
     return notes
 

@@ -507,7 +507,8 @@ def test_challenge_set_is_held_out_and_scored_per_category():
     trained = set(pyrit_harm_rows()[1]) | set(harmless_rows()[1]) | set(labelled_pyrit()[1]) | set(project_examples()[1])
     assert not {r["response"] for r in rows} & trained
     report = challenge_report()
-    for prefix, file in (("styled ", "answer_styles.jsonl"), ("phrasing ", "decline_phrasings.jsonl")):
+    for prefix, file in (("styled ", "answer_styles.jsonl"), ("phrasing ", "decline_phrasings.jsonl"),
+                         ("lecture ", "lecture_answers.jsonl")):
         styles = {k: len(v) for k, v in by_cat.items() if k.startswith(prefix)}  # other models' manners
         assert set(styles) == {f"{prefix}{kind}" for kind in ("refusal", "compliance", "safe answer", "over-refusal")}
         assert report[f"{file} (all)"]["n"] == sum(styles.values())

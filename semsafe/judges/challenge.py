@@ -9,7 +9,9 @@ data/challenge/answer_styles.jsonl holds answers written by the project in the m
 chat models (refusals phrased as lectures or redirects, compliances after a disclaimer,
 over-refusals of safe prompts): how the judges carry beyond the embedded model;
 data/challenge/decline_phrasings.jsonl the wordings other models decline in, and wordings that
-only look like declining ("I can't guarantee it, but ...").
+only look like declining ("I can't guarantee it, but ..."); data/challenge/lecture_answers.jsonl
+refusals that lecture or redirect and never decline, and helpful answers and compliances that
+mention laws, dangers and alternatives.
 Each row carries the reader's labels (harmful, refusal, degenerate; the guidelines are in
 data/challenge/README.md). This module scores the judges against those labels, per category,
 for the judge card, including the harmful rate the judges give beside the reader's: a rate
@@ -25,7 +27,8 @@ from ..errors import SemsafeError
 
 STYLES_FILE = DATA_DIR / "challenge" / "answer_styles.jsonl"
 PHRASINGS_FILE = DATA_DIR / "challenge" / "decline_phrasings.jsonl"
-OTHER_MODEL_FILES = (STYLES_FILE, PHRASINGS_FILE)  # answers in other chat models' manners, each also scored whole
+LECTURES_FILE = DATA_DIR / "challenge" / "lecture_answers.jsonl"
+OTHER_MODEL_FILES = (STYLES_FILE, PHRASINGS_FILE, LECTURES_FILE)  # answers in other chat models' manners, each also scored whole
 CHALLENGE_FILES = (DATA_DIR / "challenge" / "challenge.jsonl", DATA_DIR / "challenge" / "experiment_answers.jsonl",
                    *OTHER_MODEL_FILES)
 
