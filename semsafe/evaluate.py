@@ -157,7 +157,9 @@ def suite_prompts(suite: str, cfg: EvalConfig, prepared: str | None = None) -> l
         if not cfg.prompts_file:
             raise SemsafeError("the custom suite needs --prompts FILE (JSONL, JSON, CSV or parquet with a 'prompt' column)")
         every = list(load_records(cfg.prompts_file))
-        recs = every[:n]
+        # taken in turn from each labelled type (file order within a type), so that a file sorted
+        # by label (XSTest: its safe prompts first) still gives every label its share of the N
+        recs = every if n is None else _spread(every, n, key=lambda r: prompt_kind(r.labels)["type"])
         warn_if_labels_left_out(every, recs, cfg.prompts_file)
     else:
         raise SemsafeError(f"unknown suite {suite!r}; choose from {', '.join([*SUITES, *EXTRA_SUITES])}")
@@ -169,25 +171,26 @@ def suite_prompts(suite: str, cfg: EvalConfig, prepared: str | None = None) -> l
 
 
 def warn_if_labels_left_out(every: list[Record], chosen: list[Record], path) -> list[str]:
-    """The custom suite takes a file's first N prompts, as the file orders them; a file sorted by
-    label (XSTest: its safe prompts first) then loses whole labels. Warn, naming them, and return
-    them."""
+    """The custom suite takes N prompts in turn from each label; fewer prompts than labels lose
+    whole labels. Warn, naming them, and return them."""
     import logging
 
     kinds = [{prompt_kind(r.labels)["type"] for r in records} for records in (every, chosen)]
     missing = sorted(k for k in kinds[0] - kinds[1] if k)
     if missing:
         logging.getLogger(__name__).warning(
-            "the first %d of the %d prompts of %s hold no prompt labelled %s, so the custom suite's rates "
-            "leave them out; pass --suite-n custom=all, or shuffle the file", len(chosen), len(every), path,
+            "the %d of the %d prompts of %s taken hold no prompt labelled %s, so the custom suite's rates "
+            "leave them out; pass a larger --suite-n custom=N, or custom=all", len(chosen), len(every), path,
             ", ".join(missing))
     return missing
 
 
-def _spread(records, n):
+def _spread(records, n, key=lambda r: r.labels.get("category", "")):
+    """``n`` of ``records`` taken in turn from each group of ``key`` (by category unless told),
+    in order within a group."""
     by_cat: dict[str, list] = {}
     for r in records:
-        by_cat.setdefault(r.labels.get("category", ""), []).append(r)
+        by_cat.setdefault(key(r), []).append(r)
     out, i = [], 0
     while len(out) < min(n, len(records)):
         for recs in by_cat.values():

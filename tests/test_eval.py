@@ -75,7 +75,16 @@ def test_user_prompt_file_and_bad_files(embedded, tmp_path, caplog):
     assert rows[["type", "category"]].values.tolist() == [["safe", "homonyms"], ["unsafe", "contrast_homonyms"]]
     with caplog.at_level("WARNING", logger="semsafe.evaluate"):
         assert [r.id for r in suite_prompts("custom", EvalConfig(prompts_file=str(good), n_prompts=1))] == ["1"]
-    assert "hold no prompt labelled unsafe" in caplog.text and "--suite-n custom=all" in caplog.text
+    assert "hold no prompt labelled unsafe" in caplog.text and "custom=all" in caplog.text
+    # a file sorted by label (XSTest's layout) gives every label its share of the N prompts
+    caplog.clear()
+    sorted_file = tmp_path / "sorted.csv"
+    sorted_file.write_text("id,prompt,label\n" + "".join(f"s{i},safe prompt {i},safe\n" for i in range(5)) +
+                           "".join(f"u{i},unsafe prompt {i},unsafe\n" for i in range(3)))
+    with caplog.at_level("WARNING", logger="semsafe.evaluate"):
+        chosen = [r.id for r in suite_prompts("custom", EvalConfig(prompts_file=str(sorted_file), n_prompts=4))]
+    assert chosen == ["s0", "u0", "s1", "u1"] and "hold no prompt" not in caplog.text
+    assert len(suite_prompts("custom", EvalConfig(prompts_file=str(sorted_file), n_prompts=None))) == 8
     for content, message in [("text\nx\n", "no 'prompt' column"), ("", "is empty")]:
         bad = tmp_path / "bad.csv"
         bad.write_text(content)
