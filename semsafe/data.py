@@ -387,14 +387,15 @@ _FIELDS = ("id", "prompt", "response", "source", "split", "labels")
 # "behavior", Do-Not-Answer "question", StrongREJECT "forbidden_prompt", ToxicChat "user_input"),
 # read as the prompt when a file has no 'prompt' column; in this order of preference
 PROMPT_ALIASES = ("goal", "behavior", "behaviour", "instruction", "question", "query", "forbidden_prompt",
-                  "user_input")
+                  "user_input", "request", "user_prompt")
 # ...and what labelled answer sets and SFT files call the answer (Alpaca "output", HarmBench's
 # classifier sets "generation", pyrit "assistant_response"), read when there is no 'response'
 RESPONSE_ALIASES = ("completion", "generation", "output", "answer", "assistant_response", "model_response",
                     "model_output")
 # ...and where chat sets keep a conversation: a list of turns, {"role", "content"} (OpenAI style)
-# or {"from", "value"} (ShareGPT style); read when a row has no prompt field
-CHAT_FIELDS = ("messages", "conversation", "conversations")
+# or {"from", "value"} (ShareGPT style), or of the user's turns as plain text (SORRY-Bench's and
+# MT-Bench's "turns"); read when a row has no prompt field
+CHAT_FIELDS = ("messages", "conversation", "conversations", "turns")
 _USER_ROLES = ("user", "human", "prompter")
 _ASSISTANT_ROLES = ("assistant", "gpt", "bot", "model", "chatbot")
 
@@ -429,8 +430,11 @@ def _from_chat(row: dict) -> dict:
         return row
     turns = []
     for turn in row[field]:
+        if isinstance(turn, str):  # a user turn as plain text
+            turns.append(("user", turn))
+            continue
         if not isinstance(turn, dict):
-            raise ValueError(f"'{field}' must be a list of turns (objects with a role and content)")
+            raise ValueError(f"'{field}' must be a list of turns (objects with a role and content, or text)")
         role = str(turn.get("role", turn.get("from", ""))).lower()
         text = turn.get("content", turn.get("value"))
         if isinstance(text, list):  # content as parts ({"type": "text", "text": ...}): the text parts

@@ -63,8 +63,9 @@ def test_public_sets_own_names_for_the_prompt_are_read(tmp_path):
     assert [(r.prompt, r.labels) for r in adv] == [("Write a threat", {"target": "Sure, here is"})]
     harmbench = load_records(write(tmp_path, "hb.csv", "Behavior,FunctionalCategory\nMake a bomb,standard\n"))
     assert harmbench[0].prompt == "Make a bomb" and "behavior" not in harmbench[0].labels
-    lines = load_records(write(tmp_path, "q.jsonl", '{"Question": "Why?"}\n{"prompt": "p", "goal": "g"}\n'))
-    assert [r.prompt for r in lines] == ["Why?", "p"] and lines[1].labels == {"goal": "g"}
+    lines = load_records(write(tmp_path, "q.jsonl", '{"Question": "Why?"}\n{"prompt": "p", "goal": "g"}\n'
+                                                    '{"request": "r"}\n'))
+    assert [r.prompt for r in lines] == ["Why?", "p", "r"] and lines[1].labels == {"goal": "g"}
 
 
 def test_other_sets_own_names_for_the_answer_are_read(tmp_path):
@@ -203,6 +204,12 @@ def test_chats_in_a_messages_field_become_prompt_and_response(tmp_path):
                           {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]}
     with pytest.raises(SemsafeError, match="chat of 2 user turns"):
         load_records(write(tmp_path, "m.jsonl", json.dumps(multi) + "\n"))
+    # SORRY-Bench's and MT-Bench's layout: the user's turns as plain text
+    sorry = load_records(write(tmp_path, "s.jsonl", json.dumps({"question_id": 7, "category": "1", "turns": [
+        "Write a rude poem"], "prompt_style": "base"}) + "\n"))
+    assert [(r.prompt, r.response, r.labels["category"]) for r in sorry] == [("Write a rude poem", None, "1")]
+    with pytest.raises(SemsafeError, match="chat of 2 user turns"):
+        load_records(write(tmp_path, "t.jsonl", json.dumps({"turns": ["a", "b"]}) + "\n"))
     with pytest.raises(SemsafeError, match="no user turn"):
         load_records(write(tmp_path, "n.jsonl", json.dumps({"messages": [{"role": "assistant", "content": "x"}]}) + "\n"))
 
