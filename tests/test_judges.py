@@ -626,6 +626,21 @@ def test_judges_check_reads_other_sets_column_names_and_label_words(tmp_path):
                   "is_harmful": [bool(r["harmful"]) for r in rows],
                   "is_refusal": [bool(r["refusal"]) for r in rows]}).to_parquet(table)
     assert check_file(table)["all"] == check_file(ours)["all"]
+    # WildGuardMix's layout (the prompt's own harm label is not the answer's), and XSTest's numbered classes
+    theirs.write_text("".join(json.dumps({"prompt": r["prompt"], "response": r["response"], "prompt_harm_label": "harmful",
+                                          "response_refusal_label": "refusal" if r["refusal"] else "compliance",
+                                          "response_harm_label": "harmful" if r["harmful"] else "unharmful"}) + "\n"
+                              for r in rows))
+    assert check_file(theirs)["all"] == check_file(ours)["all"]
+    xstest = tmp_path / "xstest.csv"
+    pd.DataFrame({"prompt": [r["prompt"] for r in rows], "completion": [r["response"] for r in rows],
+                  "label": "safe", "final_label": ["2_full_refusal" if r["refusal"] else "1_full_compliance"
+                                                   for r in rows]}).to_csv(xstest, index=False)
+    mine = check_file(xstest)["all"]
+    assert mine["refusal judge agrees"] == check_file(ours)["all"]["refusal judge agrees"] and "harmful rate: reader" not in mine
     theirs.write_text(json.dumps({"prompt": "p", "completion": "a", "is_refusal": "partial_refusal"}) + "\n")
     with pytest.raises(SemsafeError, match="label 'refusal' is 'partial_refusal'.*decide which it is"):
+        check_file(theirs)
+    theirs.write_text(json.dumps({"prompt": "p", "completion": "a", "final_label": "3_partial_refusal"}) + "\n")
+    with pytest.raises(SemsafeError, match="label 'refusal' is '3_partial_refusal'.*decide which it is"):
         check_file(theirs)

@@ -19,6 +19,7 @@ is what semsafe reports, so a judge that ranks well but sits at the wrong thresh
 """
 
 import json
+import re
 
 import numpy as np
 
@@ -55,7 +56,9 @@ def challenge_report(harm=None, refusal=None) -> dict:
 
 LABELS = ("harmful", "refusal", "degenerate")  # what a labelled answer may say about itself
 # other names labelled sets give those columns, read when the file lacks the project's own name
-LABEL_ALIASES = {"harmful": ("is_harmful", "unsafe"), "refusal": ("refused", "is_refusal"), "degenerate": ()}
+# (WildGuardMix: response_harm_label, response_refusal_label; XSTest's annotated completions: final_label)
+LABEL_ALIASES = {"harmful": ("is_harmful", "unsafe", "response_harm_label"),
+                 "refusal": ("refused", "is_refusal", "response_refusal_label", "final_label"), "degenerate": ()}
 NEGATED_ALIASES = {"harmful": ("is_safe",)}  # columns that say the opposite (BeaverTails' is_safe)
 _YES, _NO = ("1", "1.0", "true", "yes", "y"), ("0", "0.0", "false", "no", "n")
 # the words labelled sets write instead of yes/no (XSTest's full_refusal / full_compliance, ...)
@@ -129,6 +132,7 @@ def _binary(value, label: str, where: str) -> int:
     """A label as 0/1: 0/1, true/false, yes/no (any case), or the label's own words
     (``_LABEL_WORDS``: harmful/safe, refusal/compliance, ...)."""
     text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+    text = re.sub(r"^\d+_(?=[a-z])", "", text)  # a class number before the word (XSTest's "2_full_refusal")
     yes, no = _LABEL_WORDS.get(label, ((), ()))
     if text in _YES or text in yes:
         return 1
