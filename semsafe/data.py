@@ -452,12 +452,32 @@ def _from_chat(row: dict) -> dict:
     return {**rest, "prompt": users[0], **({"response": response} if response is not None else {})}
 
 
+# a second field that is part of the request where a set splits it in two: (request, part, joined by)
+_REQUEST_PARTS = (("behavior", "contextstring", "context first"),  # HarmBench's contextual behaviours
+                  ("instruction", "input", "input after"))  # Alpaca-style instruction files
+
+
+def _joined_request(row: dict) -> dict:
+    """A request a set keeps in two fields, as one prompt: HarmBench's context before its
+    behaviour (separated as HarmBench's own evaluation does), an Alpaca input after its
+    instruction. A row with its own 'prompt' is taken as it is."""
+    keys = {str(k).lower(): k for k in row}
+    if "prompt" in keys:
+        return row
+    for request, part, order in _REQUEST_PARTS:
+        text, extra = row.get(keys.get(request)), row.get(keys.get(part))
+        if isinstance(text, str) and isinstance(extra, str) and extra.strip():
+            joined = f"{extra.strip()}\n\n---\n\n{text}" if order == "context first" else f"{text}\n\n{extra.strip()}"
+            return {**{k: v for k, v in row.items() if k != keys[part]}, keys[request]: joined}
+    return row
+
+
 def _to_record(row, default_id, default_source) -> Record:
     if isinstance(row, Exception):
         raise row
     if not isinstance(row, dict):
         raise ValueError(f"expected an object with a 'prompt', got {type(row).__name__}")
-    row = _from_chat(row)
+    row = _joined_request(_from_chat(row))
     # a public set's own names for the prompt and the answer, any case
     row = _renamed(row, "prompt", ("prompt", *PROMPT_ALIASES))
     row = _renamed(row, "response", ("response", *RESPONSE_ALIASES))

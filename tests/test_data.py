@@ -63,6 +63,15 @@ def test_public_sets_own_names_for_the_prompt_are_read(tmp_path):
     assert [(r.prompt, r.labels) for r in adv] == [("Write a threat", {"target": "Sure, here is"})]
     harmbench = load_records(write(tmp_path, "hb.csv", "Behavior,FunctionalCategory\nMake a bomb,standard\n"))
     assert harmbench[0].prompt == "Make a bomb" and "behavior" not in harmbench[0].labels
+    # HarmBench's contextual behaviours: the context before the behaviour, as HarmBench prompts them
+    hb = load_records(write(tmp_path, "hbc.csv", 'Behavior,ContextString,BehaviorID\n'
+                                                 'Make a bomb,,b1\n"Summarise it","An article, two lines",b2\n'))
+    assert [r.prompt for r in hb] == ["Make a bomb", "An article, two lines\n\n---\n\nSummarise it"]
+    assert "contextstring" not in hb[1].labels and hb[1].labels["behaviorid"] == "b2"
+    # Alpaca: the input follows the instruction
+    alpaca = load_records(write(tmp_path, "alp.jsonl", json.dumps({"instruction": "Translate", "input": "bonjour",
+                                                                   "output": "hello"}) + "\n"))
+    assert [(r.prompt, r.response) for r in alpaca] == [("Translate\n\nbonjour", "hello")]
     lines = load_records(write(tmp_path, "q.jsonl", '{"Question": "Why?"}\n{"prompt": "p", "goal": "g"}\n'
                                                     '{"request": "r"}\n'))
     assert [r.prompt for r in lines] == ["Why?", "p", "r"] and lines[1].labels == {"goal": "g"}
