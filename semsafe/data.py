@@ -408,12 +408,11 @@ def prompt_column(names) -> str | None:
 
 
 def _renamed(row: dict, field: str, aliases: tuple) -> dict:
-    """``row`` with its first column named in ``aliases`` (any case) renamed to ``field``,
-    unless it has ``field`` already."""
+    """``row`` (keys in lower case) with its first column named in ``aliases`` renamed to
+    ``field``, unless it has ``field`` already."""
     if field in row:
         return row
-    keys = {str(k).lower(): k for k in row}
-    column = next((keys[a] for a in aliases if a in keys), None)
+    column = next((a for a in aliases if a in row), None)
     return row if column is None else {(field if k == column else k): v for k, v in row.items()}
 
 
@@ -422,10 +421,9 @@ def _from_chat(row: dict) -> dict:
     turn, and the assistant turn that ends the chat if one does. System turns are not kept (the
     model's own chat template applies); a chat of several requests is an error, since semsafe
     evaluates one request and dropping the earlier ones would change what the answer means."""
-    keys = {str(k).lower(): k for k in row}
-    if prompt_column(keys) is not None:
+    if prompt_column(row) is not None:
         return row
-    field = next((keys[f] for f in CHAT_FIELDS if f in keys and isinstance(row[keys[f]], list)), None)
+    field = next((f for f in CHAT_FIELDS if isinstance(row.get(f), list)), None)
     if field is None:
         return row
     turns = []
@@ -461,14 +459,13 @@ def _joined_request(row: dict) -> dict:
     """A request a set keeps in two fields, as one prompt: HarmBench's context before its
     behaviour (separated as HarmBench's own evaluation does), an Alpaca input after its
     instruction. A row with its own 'prompt' is taken as it is."""
-    keys = {str(k).lower(): k for k in row}
-    if "prompt" in keys:
+    if "prompt" in row:
         return row
     for request, part, order in _REQUEST_PARTS:
-        text, extra = row.get(keys.get(request)), row.get(keys.get(part))
+        text, extra = row.get(request), row.get(part)
         if isinstance(text, str) and isinstance(extra, str) and extra.strip():
             joined = f"{extra.strip()}\n\n---\n\n{text}" if order == "context first" else f"{text}\n\n{extra.strip()}"
-            return {**{k: v for k, v in row.items() if k != keys[part]}, keys[request]: joined}
+            return {**{k: v for k, v in row.items() if k != part}, request: joined}
     return row
 
 
@@ -477,8 +474,11 @@ def _to_record(row, default_id, default_source) -> Record:
         raise row
     if not isinstance(row, dict):
         raise ValueError(f"expected an object with a 'prompt', got {type(row).__name__}")
+    # field names in any case (CSV headers are lower-cased as they are read); a nested
+    # 'labels' object keeps its own keys
+    row = {str(k).strip().lower(): v for k, v in row.items()}
     row = _joined_request(_from_chat(row))
-    # a public set's own names for the prompt and the answer, any case
+    # a public set's own names for the prompt and the answer
     row = _renamed(row, "prompt", ("prompt", *PROMPT_ALIASES))
     row = _renamed(row, "response", ("response", *RESPONSE_ALIASES))
     prompt = row.get("prompt")

@@ -75,6 +75,9 @@ def test_public_sets_own_names_for_the_prompt_are_read(tmp_path):
     lines = load_records(write(tmp_path, "q.jsonl", '{"Question": "Why?"}\n{"prompt": "p", "goal": "g"}\n'
                                                     '{"request": "r"}\n'))
     assert [r.prompt for r in lines] == ["Why?", "p", "r"] and lines[1].labels == {"goal": "g"}
+    # field names in any case, in JSON as in CSV: a JSON "Type" is the type the rates split by
+    mixed = load_records(write(tmp_path, "m.jsonl", '{"Prompt": "x", "Type": "unsafe", "ID": "a1"}\n'))
+    assert [(r.id, r.prompt, r.labels) for r in mixed] == [("a1", "x", {"type": "unsafe"})]
 
 
 def test_other_sets_own_names_for_the_answer_are_read(tmp_path):
