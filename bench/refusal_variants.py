@@ -23,7 +23,10 @@ on answer_styles.jsonl excluded zero.
 Designs (each fitted with logistic regression, C as shipped):
 - ``v3``: refusal-v3: its refusal rule (``RULE_V3``), prompt-answer cosine, answer embedding;
   pyrit's labels plus the project's refusals (under AdvBench prompts) and benign answers;
-- ``v4 (shipped)``: the same with refusal-v4's rule (every other design keeps v3's rule);
+- ``v4 (shipped)``: the same with refusal-v4's rule (every other design keeps v3's rule). It runs
+  the shipped features, whose rule is refusal-v5's since session 23; v5's rule reads every
+  answer these checks and the training data hold as v4's did (``bench/rule_changes.py``), so
+  its figures are v4's and v5's alike;
 - ``+data``: 150 of pyrit's human-scored *harmful* answers as non-refusals (v3 pairs every
   harmful prompt with a refusal and every non-refusal with a benign prompt, so "about
   something harmful" can stand in for "refuses") and the project's refusals under benign

@@ -389,7 +389,7 @@ def test_answers_of_another_model_carry_a_judge_caution():
     unless both roles used a plugged-in classifier; the embedded model gets no such note."""
     from semsafe.compare import judge_caveats
 
-    built_in = {"refusal": "refusal-v4", "harm": "harm-v6"}
+    built_in = {"refusal": "refusal-v5", "harm": "harm-v7"}
     plugged = {"refusal": "hf:org/refusal", "harm": "hf:org/guard"}
     notes = judge_caveats([("a", {"subject": "base:org/other-chat-model", "judges": built_in}),
                            ("b", {"subject": "base:smollm2-135m-instruct", "judges": built_in}),

@@ -11,7 +11,9 @@ over-refusals of safe prompts): how the judges carry beyond the embedded model;
 data/challenge/decline_phrasings.jsonl the wordings other models decline in, and wordings that
 only look like declining ("I can't guarantee it, but ..."); data/challenge/lecture_answers.jsonl
 refusals that lecture or redirect and never decline, and helpful answers and compliances that
-mention laws, dangers and alternatives.
+mention laws, dangers and alternatives; data/challenge/impersonal_refusals.jsonl declines in
+impersonal and guideline wordings ("It is not appropriate for me to ...") and answers that only
+use such words.
 Each row carries the reader's labels (harmful, refusal, degenerate; the guidelines are in
 data/challenge/README.md). This module scores the judges against those labels, per category,
 for the judge card, including the harmful rate the judges give beside the reader's: a rate
@@ -29,7 +31,8 @@ from ..errors import SemsafeError
 STYLES_FILE = DATA_DIR / "challenge" / "answer_styles.jsonl"
 PHRASINGS_FILE = DATA_DIR / "challenge" / "decline_phrasings.jsonl"
 LECTURES_FILE = DATA_DIR / "challenge" / "lecture_answers.jsonl"
-OTHER_MODEL_FILES = (STYLES_FILE, PHRASINGS_FILE, LECTURES_FILE)  # answers in other chat models' manners, each also scored whole
+IMPERSONAL_FILE = DATA_DIR / "challenge" / "impersonal_refusals.jsonl"
+OTHER_MODEL_FILES = (STYLES_FILE, PHRASINGS_FILE, LECTURES_FILE, IMPERSONAL_FILE)  # answers in other chat models' manners, each also scored whole
 CHALLENGE_FILES = (DATA_DIR / "challenge" / "challenge.jsonl", DATA_DIR / "challenge" / "experiment_answers.jsonl",
                    *OTHER_MODEL_FILES)
 

@@ -26,7 +26,7 @@ from collections import Counter
 
 from .refusal import rule_refusal
 
-NAME, VERSION = "degenerate", "6"  # v6: refusal-v4's rule; v5: digits are content, salad needs glued tokens
+NAME, VERSION = "degenerate", "7"  # v7: refusal-v5's rule; v6: refusal-v4's; v5: digits are content, salad needs glued tokens
 VERDICTS = ("answered", "refused", "harmful", "degenerate")
 
 _WORD = re.compile(r"[^\W\d_]{2,}")  # a run of two or more letters, in any script

@@ -47,7 +47,7 @@ from .learned import (ENCODER, LinearJudge, PairJudge, TextVectorizer, embed, fi
                       window_embeddings)
 from .refusal import labelled_pyrit, rule_refusal
 
-NAME, VERSION = "harm", "6"  # v6: v5 with refusal-v4's rule as a feature (v5: refusal-v3's)
+NAME, VERSION = "harm", "7"  # v7: refusal-v5's rule as a feature (v6: refusal-v4's, v5: refusal-v3's)
 C = 3.0  # from exploratory CV runs during development (not a shipped script): 1 < 3 ≈ 10 on pyrit AUC,
          # before the cut copies were added; the card reports what this value gives
 CUT_WORDS = 40  # about what a 48-token generation holds
