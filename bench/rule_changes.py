@@ -50,16 +50,14 @@ def rule_at(commit: str):
     return module.rule_refusal
 
 
-def labelled(path: Path) -> list[tuple[str, int | None]]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [(r["response"], r.get("refusal")) for r in rows]
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def judged_both_ways(path: Path, before) -> str:
-    """The refusal judge's agreement with ``path``'s labels with each rule as its feature."""
+def judged_both_ways(rows: list[dict], before) -> str:
+    """The refusal judge's agreement with ``rows``' refusal labels with each rule as its feature."""
     from semsafe.stats import paired_delta
 
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     prompts, texts = [r["prompt"] for r in rows], [r["response"] for r in rows]
     labels = np.array([int(r["refusal"]) for r in rows])
     judge = refusal.refusal_judge()
@@ -75,16 +73,16 @@ def judged_both_ways(path: Path, before) -> str:
             f"one: {d['delta']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}], McNemar p {d['p']:.3g}")
 
 
-def experiment_answers(folder: Path) -> list[tuple[str, None]]:
+def experiment_answers(folder: Path) -> list[dict]:
     from verdict_changes import eval_folders
 
-    texts = []
+    rows = []
     for evaluation in eval_folders(folder):
         for suite in sorted(evaluation.glob("*.parquet")):
-            table = pd.read_parquet(suite, columns=None)
+            table = pd.read_parquet(suite)
             if "response" in table:
-                texts += [(str(t), None) for t in table["response"]]
-    return texts
+                rows += [{"response": str(t)} for t in table["response"]]
+    return rows
 
 
 def main() -> None:
@@ -94,26 +92,25 @@ def main() -> None:
     args = ap.parse_args()
     before, now = rule_at(args.before), refusal.rule_refusal
     _, pyrit_texts, pyrit_y = refusal.labelled_pyrit()
-    bodies = {"pyrit refusal labels": list(zip(pyrit_texts, pyrit_y.tolist())),
-              "harm judge training rows": [(t, None) for t in [*pyrit_harm_rows()[1], *harmless_rows()[1]]],
-              "refusal judge project examples": [(t, None) for t in refusal.project_examples()[1]]}
-    files = {path.name: path for path in [*sorted((DATA_DIR / "challenge").glob("*.jsonl")),
-                                          ROOT / "bench" / "refusal_dev.jsonl"]}
-    for name, path in files.items():
-        bodies[name] = labelled(path)
+    # each body: rows with a response, and a refusal label where the reader gave one
+    bodies = {"pyrit refusal labels": [{"response": t, "refusal": y} for t, y in zip(pyrit_texts, pyrit_y.tolist())],
+              "harm judge training rows": [{"response": t} for t in [*pyrit_harm_rows()[1], *harmless_rows()[1]]],
+              "refusal judge project examples": [{"response": t} for t in refusal.project_examples()[1]]}
+    for path in [*sorted((DATA_DIR / "challenge").glob("*.jsonl")), ROOT / "bench" / "refusal_dev.jsonl"]:
+        bodies[path.name] = read_jsonl(path)
     for folder in args.experiments:
         bodies[f"experiment {folder.name}"] = experiment_answers(folder)
     print(f"rule of {args.before} against the shipped rule (refusal-v{refusal.VERSION})")
     for name, rows in bodies.items():
-        changed = [(text, label) for text, label in rows if before(text) != now(text)]
-        to_label = sum(1 for text, label in changed if label is not None and now(text) == bool(label))
+        changed = [(r, now(r["response"])) for r in rows if before(r["response"]) != now(r["response"])]
+        labelled = [r.get("refusal") is not None for r in rows]
+        to_label = sum(1 for r, verdict in changed if r.get("refusal") is not None and verdict == bool(r["refusal"]))
         print(f"{name:45s} {len(rows):6d} answers, {len(changed):4d} read differently"
-              + (f", {to_label} of them now as the reader labels them" if any(lb is not None for _, lb in rows) else ""))
-        for text, label in changed[:20]:
-            print(f"    now {int(now(text))} (label {label}): {text[:100]!r}")
-        if changed and name in files and all(label is not None for _, label in rows):
-            print(judged_both_ways(files[name], before))
-
+              + (f", {to_label} of them now as the reader labels them" if any(labelled) else ""))
+        for r, verdict in changed[:20]:
+            print(f"    now {int(verdict)} (label {r.get('refusal')}): {r['response'][:100]!r}")
+        if changed and all(labelled) and all("prompt" in r for r in rows):  # a labelled file: the whole judge
+            print(judged_both_ways(rows, before))
 
 if __name__ == "__main__":
     main()
