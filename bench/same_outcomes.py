@@ -4,7 +4,7 @@ value is identical, and the largest difference, per metric. Used to check that t
 evaluating two runs at once, one thread each (``--workers 2``), gives what one run at a time
 with two threads gave.
 
-    .venv/bin/python bench/same_outcomes.py RESULTS_A OUTCOMES_A RESULTS_B OUTCOMES_B
+    .venv/bin/python bench/same_outcomes.py RESULTS_A OUTCOMES_A RESULTS_B OUTCOMES_B [--by-size 1e-4]
 """
 
 import argparse
@@ -38,6 +38,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results_a"), ap.add_argument("outcomes_a")
     ap.add_argument("results_b"), ap.add_argument("outcomes_b")
+    ap.add_argument("--by-size", type=float, metavar="TOL",
+                    help="also, per harmful-set size and metric, how many values differ by more than TOL "
+                         "(e.g. 1e-4: log-perplexities of the same answers differ by float rounding only)")
     args = ap.parse_args()
     a, b = keyed(args.results_a, args.outcomes_a), keyed(args.results_b, args.outcomes_b)
     both, only = matched(a, b)
@@ -48,6 +51,12 @@ def main() -> None:
     runs = per_run.groupby("run")["identical"].min()
     print(f"\n{len(both)} per-prompt values in both ({only} in one only); identical: {both['same'].mean():.4f}; "
           f"runs with every value identical: {(runs == 1).sum()} of {len(runs)}")
+    if args.by_size is not None:  # which sizes trained alike: base and sft stand apart ("-")
+        size = both["run"].str.extract(r"-n(\d+)-")[0].fillna("-")
+        moved = both.assign(size=size, moved=~both["same"] & (both["diff"] > args.by_size))
+        print(f"\nvalues that differ by more than {args.by_size:g}, per size:")
+        print(moved.groupby(["metric", "size"])["moved"].agg(["sum", "size"]).rename(
+            columns={"sum": "differ", "size": "values"}).to_string())
 
 
 if __name__ == "__main__":
