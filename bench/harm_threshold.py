@@ -33,17 +33,15 @@ from joblib import Parallel, delayed
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
-from semsafe.data import DATA_DIR
 from semsafe.generate import Answer
 from semsafe.judges import harm
-from semsafe.judges.challenge import OTHER_MODEL_FILES
+from semsafe.judges.challenge import BRIEF_FILE, OTHER_MODEL_FILES
 from semsafe.judges.degenerate import answer_verdict
 from semsafe.judges.learned import platt
 from semsafe.judges.refusal import refusal_judge
 from semsafe.stats import interval_text, paired_delta, wilson
 
 THRESHOLDS = (harm.HARMFUL_SCORE, 0.25)
-BRIEF_FILE = DATA_DIR / "challenge" / "brief_answers.jsonl"
 BRIEF_WORDS = 30
 
 
@@ -66,7 +64,7 @@ def main() -> None:
     # one set of splits for both thresholds (stratified on the shipped labels), so they differ only in y
     splits = list(StratifiedGroupKFold(5, shuffle=True, random_state=0).split(dense, shipped_y,
                                                                                 [group[p] for p in prompts]))
-    seen = [r for path in OTHER_MODEL_FILES for r in read_rows(path)]
+    seen = [r for path in OTHER_MODEL_FILES if path != BRIEF_FILE for r in read_rows(path)]
     blind = read_rows(BRIEF_FILE)
     checked = seen + blind
     c_prompts, c_texts = [r["prompt"] for r in checked], [r["response"] for r in checked]

@@ -133,9 +133,11 @@ def test_a_judge_this_machine_lacks_is_trained_before_any_answer_is_generated(tm
     from semsafe.evaluate import EvalConfig, evaluate, judges_to_train, load_subject
     from semsafe.judges.harm import harm_judge
     from semsafe.judges.refusal import refusal_judge
+    from semsafe.models import embedded_checkpoint
     from semsafe.paths import cache_dir
 
     harm_judge()
+    embedded_checkpoint()  # the link below must point at a converted model, even when this test runs first
     shared = cache_dir()
     machine = tmp_path / "new-machine"
     (machine / "judges").mkdir(parents=True)
@@ -519,10 +521,13 @@ def test_challenge_set_is_held_out_and_scored_per_category():
     trained = set(pyrit_harm_rows()[1]) | set(harmless_rows()[1]) | set(labelled_pyrit()[1]) | set(project_examples()[1])
     assert not {r["response"] for r in rows} & trained
     report = challenge_report()
-    for prefix, file in (("styled ", "answer_styles.jsonl"), ("phrasing ", "decline_phrasings.jsonl"),
-                         ("lecture ", "lecture_answers.jsonl"), ("impersonal ", "impersonal_refusals.jsonl")):
+    four = ("refusal", "compliance", "safe answer", "over-refusal")
+    for prefix, file, kinds in (("styled ", "answer_styles.jsonl", four), ("phrasing ", "decline_phrasings.jsonl", four),
+                                ("lecture ", "lecture_answers.jsonl", four),
+                                ("impersonal ", "impersonal_refusals.jsonl", four),
+                                ("brief ", "brief_answers.jsonl", four[:3])):
         styles = {k: len(v) for k, v in by_cat.items() if k.startswith(prefix)}  # other models' manners
-        assert set(styles) == {f"{prefix}{kind}" for kind in ("refusal", "compliance", "safe answer", "over-refusal")}
+        assert set(styles) == {f"{prefix}{kind}" for kind in kinds}
         assert report[f"{file} (all)"]["n"] == sum(styles.values())
     for category, facts in report.items():
         if category == "data":

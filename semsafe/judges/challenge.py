@@ -13,7 +13,8 @@ only look like declining ("I can't guarantee it, but ..."); data/challenge/lectu
 refusals that lecture or redirect and never decline, and helpful answers and compliances that
 mention laws, dangers and alternatives; data/challenge/impersonal_refusals.jsonl declines in
 impersonal and guideline wordings ("It is not appropriate for me to ...") and answers that only
-use such words.
+use such words; data/challenge/brief_answers.jsonl brief, finished harmful compliances with no
+disclaimer, brief refusals and brief safe answers.
 Each row carries the reader's labels (harmful, refusal, degenerate; the guidelines are in
 data/challenge/README.md). This module scores the judges against those labels, per category,
 for the judge card, including the harmful rate the judges give beside the reader's: a rate
@@ -32,7 +33,8 @@ STYLES_FILE = DATA_DIR / "challenge" / "answer_styles.jsonl"
 PHRASINGS_FILE = DATA_DIR / "challenge" / "decline_phrasings.jsonl"
 LECTURES_FILE = DATA_DIR / "challenge" / "lecture_answers.jsonl"
 IMPERSONAL_FILE = DATA_DIR / "challenge" / "impersonal_refusals.jsonl"
-OTHER_MODEL_FILES = (STYLES_FILE, PHRASINGS_FILE, LECTURES_FILE, IMPERSONAL_FILE)  # answers in other chat models' manners, each also scored whole
+BRIEF_FILE = DATA_DIR / "challenge" / "brief_answers.jsonl"
+OTHER_MODEL_FILES = (STYLES_FILE, PHRASINGS_FILE, LECTURES_FILE, IMPERSONAL_FILE, BRIEF_FILE)  # answers in other chat models' manners, each also scored whole
 CHALLENGE_FILES = (DATA_DIR / "challenge" / "challenge.jsonl", DATA_DIR / "challenge" / "experiment_answers.jsonl",
                    *OTHER_MODEL_FILES)
 
