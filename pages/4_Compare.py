@@ -12,6 +12,7 @@ from semsafe.compare import (answer_suites, answer_text, caveats, compare_table,
                              readable_table, responses_side_by_side, tradeoff_figure, word_diff_html, write_html)
 from semsafe.errors import SemsafeError
 from semsafe.evaluate import SUITES
+from semsafe.experiment import PUBLISHED_NOTE, PUBLISHED_RUN, published_experiment
 from semsafe.jobs import launch_eval, list_jobs
 from semsafe.runs import Run, list_runs, runs_dir
 from semsafe.ui import ensure_app_navigation, model_picker
@@ -171,37 +172,44 @@ comparison(picked)
 
 st.subheader("Data-efficiency experiments")
 results = sorted((runs_dir() / "experiments").glob("*/results.csv"))
-if not results:
+published = published_experiment()
+choices = [p.parent for p in results] + ([PUBLISHED_RUN] if published else [])
+if not choices:
     st.caption("None yet: `semsafe experiment data-efficiency` writes them.")
 else:
-    from semsafe.experiment import efficiency_figures, experiment_progress, experiment_versus
+    from semsafe.experiment import curve_figures, efficiency_figures, experiment_progress, experiment_versus
 
     @st.cache_data(show_spinner="comparing TA-SFT with each baseline")
     def cached_versus(folder: str, mtime: float):  # recomputed (older experiments) once per file version
         return experiment_versus(Path(folder))
 
-    chosen = st.selectbox("experiment", results, format_func=lambda p: p.parent.name, index=len(results) - 1)
-    have, planned, finished = experiment_progress(chosen.parent)
-    if not finished:
-        st.info(f"In progress or stopped: {have} of {planned} runs have results so far; the comparison with "
-                f"each baseline appears when all have. `semsafe experiment data-efficiency --resume "
-                f"{chosen.parent}` continues a stopped one.")
-    frame = pd.read_csv(chosen)
+    chosen = st.selectbox("experiment", choices, index=max(len(results) - 1, 0),
+                          format_func=lambda p: "the project's published run (docs/results.md)"
+                          if p == PUBLISHED_RUN else p.name)
+    if chosen == PUBLISHED_RUN:
+        st.caption(PUBLISHED_NOTE)
+        frame, versus, curves = published["results"], published["versus"], published["curves"]
+    else:
+        have, planned, finished = experiment_progress(chosen)
+        if not finished:
+            st.info(f"In progress or stopped: {have} of {planned} runs have results so far; the comparison with "
+                    f"each baseline appears when all have. `semsafe experiment data-efficiency --resume "
+                    f"{chosen}` continues a stopped one.")
+        frame = pd.read_csv(chosen / "results.csv")
+        versus = cached_versus(str(chosen), (chosen / "versus.csv").stat().st_mtime
+                               if (chosen / "versus.csv").exists() else 0)
+        curves_file = chosen / "curves.csv"
+        curves = pd.read_csv(curves_file) if curves_file.exists() and curves_file.stat().st_size > 1 else None
     if "error" in frame:
         frame = frame[frame["error"].isna()]
     if (frame["objective"] == "base").any() and (frame["objective"] != "base").any():
         for fig in efficiency_figures(frame):
             st.plotly_chart(fig, width="stretch")
-    versus = cached_versus(str(chosen.parent), (chosen.parent / "versus.csv").stat().st_mtime
-                           if (chosen.parent / "versus.csv").exists() else 0)
     if versus is not None:
         st.markdown("**TA-SFT against each baseline**, paired by training seed and by prompt (Δ = emd − other; "
                     "the interval resamples seeds, then prompts, so an effect, called only where it excludes 0, "
                     "holds across initial weights)")
         st.dataframe(versus, hide_index=True)
-    curves = chosen.parent / "curves.csv"
-    if curves.exists() and curves.stat().st_size > 1:
-        from semsafe.experiment import curve_figures
-        for fig in curve_figures(pd.read_csv(curves)):
-            st.plotly_chart(fig, width="stretch")
+    for fig in curve_figures(curves) if curves is not None else ():
+        st.plotly_chart(fig, width="stretch")
     st.dataframe(frame, hide_index=True)

@@ -539,6 +539,30 @@ def versus_table(table: pd.DataFrame, outcomes: pd.DataFrame, method: str = METH
     return pd.DataFrame(out)
 
 
+# The project's own run of the CPU preset with the committed code (docs/results.md, "The whole
+# preset again, session 23"), its files named as stem.csv, stem-versus.csv, stem-curves.csv: the
+# Compare page offers it beside (or, on a new machine, instead of) the experiments run here.
+PUBLISHED_RUN = Path(__file__).resolve().parents[1] / "docs" / "results" / "data-efficiency-v6"
+PUBLISHED_NOTE = ("The project's own run of the CPU preset with the committed code (docs/results.md, \"The whole "
+                  "preset again, session 23\"; judges refusal-v4, harm-v6, degenerate-v6, whose verdicts today's "
+                  "judges reproduce). `semsafe experiment data-efficiency` runs your own.")
+
+
+def published_experiment(stem: Path = PUBLISHED_RUN) -> dict | None:
+    """The published run's tables, ``{"results", "versus", "curves"}`` (a missing part None), as
+    an experiment folder's results.csv, versus.csv and curves.csv hold them; None where its
+    files are not here (semsafe installed without its repository)."""
+    stem = Path(stem)
+
+    def part(suffix: str) -> pd.DataFrame | None:
+        path = stem.with_name(stem.name + suffix)
+        return pd.read_csv(path) if path.exists() and path.stat().st_size > 1 else None
+
+    results = part(".csv")
+    return None if results is None else {"results": results, "versus": part("-versus.csv"),
+                                         "curves": part("-curves.csv")}
+
+
 def experiment_versus(folder: Path) -> pd.DataFrame | None:
     """An experiment's TA-SFT-against-baselines table as its versus.csv holds it, or recomputed
     from its results.csv and outcomes.csv where versus.csv was written before fluency was

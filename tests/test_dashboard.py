@@ -129,3 +129,28 @@ def test_compare_offers_the_default_evaluation_of_a_base_model_evaluated_otherwi
     at = page("pages/4_Compare.py").run()
     assert not at.exception and base_button(at).disabled
     assert any("evaluated with these settings" in c.value for c in at.caption)
+
+
+def test_compare_shows_the_published_experiment_where_none_was_run_here(runs, embedded):
+    """On a new machine the experiment section offers the project's published run (its figures,
+    versus table and curves), says what it is, and lists experiments run here before it."""
+    from semsafe.experiment import PUBLISHED_NOTE, PUBLISHED_RUN
+
+    at = page("pages/4_Compare.py").run()
+    assert not at.exception, at.exception
+    chooser = by_label(at.selectbox, "experiment")
+    assert chooser.value == PUBLISHED_RUN and chooser.options == ["the project's published run (docs/results.md)"]
+    assert any(c.value == PUBLISHED_NOTE for c in at.caption)
+    assert len(at.get("plotly_chart")) >= 3 and len(at.dataframe) >= 2
+    # an experiment run here (a copy of the published files as a run folder) comes first and is shown
+    import shutil
+
+    mine = runs / "experiments" / "data-efficiency-mine"
+    mine.mkdir(parents=True)
+    for part, name in (("", "results"), ("-versus", "versus"), ("-curves", "curves")):
+        shutil.copy(PUBLISHED_RUN.with_name(PUBLISHED_RUN.name + part + ".csv"), mine / f"{name}.csv")
+    (mine / "results.md").write_text("finished\n")
+    at = page("pages/4_Compare.py").run()
+    chooser = by_label(at.selectbox, "experiment")
+    assert not at.exception and chooser.value == mine and len(chooser.options) == 2
+    assert not any(c.value == PUBLISHED_NOTE for c in at.caption) and len(at.get("plotly_chart")) >= 3

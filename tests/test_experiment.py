@@ -361,3 +361,18 @@ def test_a_design_recorded_before_a_setting_existed_resumes_as_it_ran():
     assert recorded_design(old).reference_ppl is True
     assert recorded_design(asdict(PRESETS["cpu"])) == PRESETS["cpu"]  # a current record is itself
     assert PRESETS["cpu"].reference_ppl is False and PRESETS["gpu"].reference_ppl is True
+
+
+def test_the_published_run_loads_and_draws_as_an_experiment_folder_does(tmp_path):
+    """The Compare page shows the project's published run (docs/results/) where no experiment was
+    run here: its tables have what the figures and the versus table need, and a stem whose files
+    are missing gives None rather than an error."""
+    from semsafe.experiment import PUBLISHED_RUN, curve_figures, efficiency_figures, published_experiment
+
+    published = published_experiment()
+    assert published is not None, f"{PUBLISHED_RUN}.csv is missing: update PUBLISHED_RUN with docs/results.md"
+    results, versus, curves = published["results"], published["versus"], published["curves"]
+    assert {"base", "emd", "sft", "ga", "npo", "emd_lb", "refusal_sft"} <= set(results["objective"])
+    assert set(versus["size"]) == {10, 30, 100} and "harmful: emd better" in versus
+    assert len(efficiency_figures(results)) >= 2 and len(curve_figures(curves)) >= 1
+    assert published_experiment(tmp_path / "no-such-run") is None
