@@ -296,7 +296,7 @@ def test_compare_page_recomputes_older_versus_tables_and_shows_an_unfinished_exp
     assert not at.exception, at.exception
     assert any("1 of 4 runs have results" in m.value for m in at.info)
     picker = next(s for s in at.selectbox if s.label == "experiment")
-    picker.select(old / "results.csv").run()
+    picker.select(old).run()  # the options are experiment folders (and the published run)
     assert not at.exception, at.exception
     assert not any("runs have results" in m.value for m in at.info)
     assert any(headline in df.value.columns for df in at.dataframe)
