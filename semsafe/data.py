@@ -379,7 +379,8 @@ def _csv_rows(text, path, delimiter):
             raise SemsafeError(f"{path}:{start}: bad CSV ({err}); a quote opened on line {start} is "
                                "probably never closed — close it, or double quotes inside a quoted field") from None
         # DictReader's line_num is the physical line just read: the record's last line.
-        yield reader.line_num, {k.strip().lower(): v for k, v in row.items() if k is not None}
+        # (a cell beyond the header has key None; _to_record normalises the names' case)
+        yield reader.line_num, {k: v for k, v in row.items() if k is not None}
 
 
 _FIELDS = ("id", "prompt", "response", "source", "split", "labels")
@@ -474,8 +475,7 @@ def _to_record(row, default_id, default_source) -> Record:
         raise row
     if not isinstance(row, dict):
         raise ValueError(f"expected an object with a 'prompt', got {type(row).__name__}")
-    # field names in any case (CSV headers are lower-cased as they are read); a nested
-    # 'labels' object keeps its own keys
+    # field names in any case, from every format (here only); a nested 'labels' object keeps its own keys
     row = {str(k).strip().lower(): v for k, v in row.items()}
     row = _joined_request(_from_chat(row))
     # a public set's own names for the prompt and the answer
