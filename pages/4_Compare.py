@@ -170,6 +170,21 @@ def comparison(picked: list[str]) -> None:
 
 comparison(picked)
 
+with st.expander("How far to trust the verdicts: the judges against answers read by a person"):
+    st.caption("Every rate above is the built-in judges' verdict. The challenge set (data/challenge/, never "
+               "trained on) holds answers labelled by reading: the embedded model's, and answers in other chat "
+               "models' manners. `semsafe judges --report` prints the same with pyrit's cross-validation.")
+    if st.toggle("measure the judges on it (about 15 s on 2 cores, kept while the dashboard runs)"):
+        from semsafe.judges import degenerate, harm, refusal
+        from semsafe.judges.challenge import agreement_figure, challenge_report
+
+        @st.cache_data(show_spinner="scoring the challenge set with the judges")
+        def cached_challenge_report(versions: tuple):  # recomputed when a judge's version changes
+            return challenge_report()
+
+        report = cached_challenge_report((harm.VERSION, refusal.VERSION, degenerate.VERSION))
+        st.plotly_chart(agreement_figure(report), width="stretch")
+
 st.subheader("Data-efficiency experiments")
 results = sorted((runs_dir() / "experiments").glob("*/results.csv"))
 published = published_experiment()

@@ -154,3 +154,13 @@ def test_compare_shows_the_published_experiment_where_none_was_run_here(runs, em
     chooser = by_label(at.selectbox, "experiment")
     assert not at.exception and chooser.value == mine and len(chooser.options) == 2
     assert not any(c.value == PUBLISHED_NOTE for c in at.caption) and len(at.get("plotly_chart")) >= 3
+
+
+def test_compare_measures_the_judges_on_the_challenge_set_when_asked(runs, embedded):
+    """The Compare page's judge check runs the real judges on the challenge set only when asked,
+    and draws each group's agreement with the reader."""
+    at = page("pages/4_Compare.py").run()
+    charts = len(at.get("plotly_chart"))
+    by_label(at.toggle, "measure the judges").set_value(True).run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == charts + 1
