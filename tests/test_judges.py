@@ -661,3 +661,18 @@ def test_judges_check_reads_other_sets_column_names_and_label_words(tmp_path):
     theirs.write_text(json.dumps({"prompt": "p", "completion": "a", "final_label": "3_partial_refusal"}) + "\n")
     with pytest.raises(SemsafeError, match="label 'refusal' is '3_partial_refusal'.*decide which it is"):
         check_file(theirs)
+
+
+def test_agreement_figure_draws_each_groups_rate_with_its_wilson_interval():
+    """The Compare page's picture of the judge card: one row per group, each measure at its rate
+    with the Wilson interval of its count; a measure a group lacks is left out, not drawn as 0."""
+    from semsafe.judges.challenge import agreement_figure
+    from semsafe.stats import wilson
+
+    report = {"data": "two groups", "a": {"n": 10, "harmful verdict agrees": 0.7, "refusal judge agrees": 1.0},
+              "b": {"n": 4, "refusal judge agrees": 0.25}}
+    harmful, refusal = agreement_figure(report).data
+    w = wilson([1.0] * 7 + [0.0] * 3)
+    assert list(harmful.x) == [0.7] and len(harmful.y) == 1
+    assert harmful.error_x.arrayminus[0] == pytest.approx(0.7 - w["low"]) and harmful.error_x.array[0] == pytest.approx(w["high"] - 0.7)
+    assert list(refusal.x) == [1.0, 0.25] and refusal.y[0] < refusal.y[1]

@@ -251,24 +251,27 @@ def agreement_figure(report: dict):
 
     groups = [(name, facts) for name, facts in report.items() if isinstance(facts, dict) and "n" in facts]
     fig = go.Figure()
-    for key, colour in (("harmful verdict agrees", "#d62728"), ("refusal judge agrees", "#1f77b4")):
-        names, means, low, high, hover = [], [], [], [], []
-        for name, facts in groups:
+    # the two measures of a group sit just above and below its line, so neither hides the other
+    for key, colour, shift in (("harmful verdict agrees", "#d62728", -0.17), ("refusal judge agrees", "#1f77b4", 0.17)):
+        rows, means, low, high, hover = [], [], [], [], []
+        for row, (name, facts) in enumerate(groups):
             if facts.get(key) is None:
                 continue
             k = round(facts[key] * facts["n"])  # agreements, back from the rate and the count
             w = wilson([1.0] * k + [0.0] * (facts["n"] - k))
-            names.append(name)
+            rows.append(row + shift)
             means.append(w["mean"])
             low.append(w["mean"] - w["low"])
             high.append(w["high"] - w["mean"])
             rates = (f"<br>harmful rate: judges {facts['harmful rate: judges']:.2f}, reader "
                      f"{facts['harmful rate: reader']:.2f}" if "harmful rate: judges" in facts else "")
             hover.append(f"{name}<br>{key}: {k}/{facts['n']}{rates}")
-        fig.add_trace(go.Scatter(x=means, y=names, mode="markers", name=key, marker=dict(color=colour, size=9),
+        fig.add_trace(go.Scatter(x=means, y=rows, mode="markers", name=key, marker=dict(color=colour, size=9),
                                  error_x=dict(type="data", symmetric=False, array=high, arrayminus=low),
                                  hovertext=hover, hoverinfo="text"))
     fig.update_layout(xaxis_title="agreement with the reader's labels (95% Wilson interval)", xaxis_range=[0, 1.02],
-                      yaxis=dict(autorange="reversed"), height=160 + 24 * len(groups), margin=dict(l=10, t=40),
+                      yaxis=dict(autorange="reversed", tickmode="array", tickvals=list(range(len(groups))),
+                                 ticktext=[name for name, _ in groups], zeroline=False),
+                      height=160 + 26 * len(groups), margin=dict(l=10, t=40),
                       legend=dict(orientation="h", y=1.02, yanchor="bottom"))
     return fig
