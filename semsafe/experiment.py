@@ -24,7 +24,7 @@ design: finished runs are not trained or evaluated again.
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
