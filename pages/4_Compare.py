@@ -192,29 +192,26 @@ choices = [p.parent for p in results] + ([PUBLISHED_RUN] if published else [])
 if not choices:
     st.caption("None yet: `semsafe experiment data-efficiency` writes them.")
 else:
-    from semsafe.experiment import curve_figures, efficiency_figures, experiment_progress, experiment_versus
+    from semsafe.experiment import curve_figures, efficiency_figures, experiment_progress, experiment_tables
 
     @st.cache_data(show_spinner="comparing TA-SFT with each baseline")
-    def cached_versus(folder: str, mtime: float):  # recomputed (older experiments) once per file version
-        return experiment_versus(Path(folder))
+    def cached_tables(folder: str, versions: tuple):  # read again (versus recomputed for older ones) when a file changes
+        return experiment_tables(Path(folder))
 
     chosen = st.selectbox("experiment", choices, index=max(len(results) - 1, 0),
                           format_func=lambda p: "the project's published run (docs/results.md)"
                           if p == PUBLISHED_RUN else p.name)
     if chosen == PUBLISHED_RUN:
         st.caption(PUBLISHED_NOTE)
-        frame, versus, curves = published["results"], published["versus"], published["curves"]
+        tables = published
     else:
         have, planned, finished = experiment_progress(chosen)
         if not finished:
             st.info(f"In progress or stopped: {have} of {planned} runs have results so far; the comparison with "
                     f"each baseline appears when all have. `semsafe experiment data-efficiency --resume "
                     f"{chosen}` continues a stopped one.")
-        frame = pd.read_csv(chosen / "results.csv")
-        versus = cached_versus(str(chosen), (chosen / "versus.csv").stat().st_mtime
-                               if (chosen / "versus.csv").exists() else 0)
-        curves_file = chosen / "curves.csv"
-        curves = pd.read_csv(curves_file) if curves_file.exists() and curves_file.stat().st_size > 1 else None
+        tables = cached_tables(str(chosen), tuple((p.name, p.stat().st_mtime_ns) for p in sorted(chosen.glob("*.csv"))))
+    frame, versus, curves = tables["results"], tables["versus"], tables["curves"]
     if "error" in frame:
         frame = frame[frame["error"].isna()]
     if (frame["objective"] == "base").any() and (frame["objective"] != "base").any():

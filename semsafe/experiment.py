@@ -548,10 +548,18 @@ PUBLISHED_NOTE = ("The project's own run of the CPU preset with the committed co
                   "judges reproduce). `semsafe experiment data-efficiency` runs your own.")
 
 
+def experiment_tables(folder: Path) -> dict:
+    """An experiment folder's tables as the Compare page shows them: ``{"results", "versus",
+    "curves"}``, versus and curves None until the experiment has written them."""
+    folder = Path(folder)
+    curves = folder / "curves.csv"
+    return {"results": pd.read_csv(folder / "results.csv"), "versus": experiment_versus(folder),
+            "curves": pd.read_csv(curves) if curves.exists() and curves.stat().st_size > 1 else None}
+
+
 def published_experiment(stem: Path = PUBLISHED_RUN) -> dict | None:
-    """The published run's tables, ``{"results", "versus", "curves"}`` (a missing part None), as
-    an experiment folder's results.csv, versus.csv and curves.csv hold them; None where its
-    files are not here (semsafe installed without its repository)."""
+    """The published run's tables, as ``experiment_tables`` gives a folder's (a missing part
+    None); None where its files are not here (semsafe installed without its repository)."""
     stem = Path(stem)
 
     def part(suffix: str) -> pd.DataFrame | None:
