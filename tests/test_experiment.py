@@ -260,7 +260,7 @@ def test_compare_page_recomputes_older_versus_tables_and_shows_an_unfinished_exp
     import numpy as np
     from streamlit.testing.v1 import AppTest
 
-    from semsafe.experiment import experiment_progress, experiment_versus, versus_table
+    from semsafe.experiment import experiment_progress, experiment_tables, experiment_versus, versus_table
 
     rng = np.random.default_rng(0)
     table = pd.DataFrame([{"objective": "base", "size": 0, "seed": None, "run": "base"},
@@ -291,6 +291,10 @@ def test_compare_page_recomputes_older_versus_tables_and_shows_an_unfinished_exp
     (partial / "meta.json").write_text(json.dumps({"runs": 4}))
     assert experiment_progress(partial) == (1, 4, False) and experiment_versus(partial) is None
     assert experiment_progress(old) == (4, 4, True)
+    # what the page shows of each: the unfinished one has no versus table or curves yet
+    shown = experiment_tables(partial)
+    assert len(shown["results"]) == 2 and shown["versus"] is None and shown["curves"] is None
+    pd.testing.assert_frame_equal(experiment_tables(old)["versus"], versus)
 
     at = AppTest.from_file(str(ROOT / "pages/4_Compare.py"), default_timeout=300).run()
     assert not at.exception, at.exception
