@@ -34,14 +34,19 @@ PHRASINGS_FILE = DATA_DIR / "challenge" / "decline_phrasings.jsonl"
 LECTURES_FILE = DATA_DIR / "challenge" / "lecture_answers.jsonl"
 IMPERSONAL_FILE = DATA_DIR / "challenge" / "impersonal_refusals.jsonl"
 BRIEF_FILE = DATA_DIR / "challenge" / "brief_answers.jsonl"
+EXPERIMENT_FILE = DATA_DIR / "challenge" / "experiment_answers.jsonl"
 OTHER_MODEL_FILES = (STYLES_FILE, PHRASINGS_FILE, LECTURES_FILE, IMPERSONAL_FILE, BRIEF_FILE)  # answers in other chat models' manners, each also scored whole
-CHALLENGE_FILES = (DATA_DIR / "challenge" / "challenge.jsonl", DATA_DIR / "challenge" / "experiment_answers.jsonl",
-                   *OTHER_MODEL_FILES)
+CHALLENGE_FILES = (DATA_DIR / "challenge" / "challenge.jsonl", EXPERIMENT_FILE, *OTHER_MODEL_FILES)
+
+
+def file_rows(path) -> list[dict]:
+    """One challenge file's rows, each with the ``file`` it came from."""
+    return [{**json.loads(line), "file": path.name} for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
 
 
 def challenge_rows() -> list[dict]:
-    return [{**json.loads(line), "file": path.name} for path in CHALLENGE_FILES
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row for path in CHALLENGE_FILES for row in file_rows(path)]
 
 
 def challenge_report(harm=None, refusal=None) -> dict:
