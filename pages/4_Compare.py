@@ -12,7 +12,7 @@ from semsafe.compare import (answer_suites, answer_text, caveats, compare_table,
                              readable_table, responses_side_by_side, tradeoff_figure, word_diff_html, write_html)
 from semsafe.errors import SemsafeError
 from semsafe.evaluate import SUITES
-from semsafe.experiment import PUBLISHED_NOTE, PUBLISHED_RUN, published_experiment
+from semsafe.experiment import PUBLISHED_NOTE, PUBLISHED_RUN, experiment_tables, published_experiment, table_files
 from semsafe.jobs import launch_eval, list_jobs
 from semsafe.runs import Run, list_runs, runs_dir
 from semsafe.ui import ensure_app_navigation, model_picker
@@ -186,17 +186,24 @@ with st.expander("How far to trust the verdicts: the judges against answers read
         st.plotly_chart(agreement_figure(report), width="stretch")
 
 st.subheader("Data-efficiency experiments")
+
+
+@st.cache_data(show_spinner="comparing TA-SFT with each baseline")
+def cached_tables(source: str, versions: tuple):  # read again (versus recomputed for older ones) when a file changes
+    return published_experiment() if Path(source) == PUBLISHED_RUN else experiment_tables(Path(source))
+
+
+def tables_of(source: Path):
+    return cached_tables(str(source), tuple((p.name, p.stat().st_mtime_ns) for p in table_files(source)))
+
+
 results = sorted((runs_dir() / "experiments").glob("*/results.csv"))
-published = published_experiment()
+published = tables_of(PUBLISHED_RUN)
 choices = [p.parent for p in results] + ([PUBLISHED_RUN] if published else [])
 if not choices:
     st.caption("None yet: `semsafe experiment data-efficiency` writes them.")
 else:
-    from semsafe.experiment import curve_figures, efficiency_figures, experiment_progress, experiment_tables
-
-    @st.cache_data(show_spinner="comparing TA-SFT with each baseline")
-    def cached_tables(folder: str, versions: tuple):  # read again (versus recomputed for older ones) when a file changes
-        return experiment_tables(Path(folder))
+    from semsafe.experiment import curve_figures, efficiency_figures, experiment_progress
 
     chosen = st.selectbox("experiment", choices, index=max(len(results) - 1, 0),
                           format_func=lambda p: "the project's published run (docs/results.md)"
@@ -210,7 +217,7 @@ else:
             st.info(f"In progress or stopped: {have} of {planned} runs have results so far; the comparison with "
                     f"each baseline appears when all have. `semsafe experiment data-efficiency --resume "
                     f"{chosen}` continues a stopped one.")
-        tables = cached_tables(str(chosen), tuple((p.name, p.stat().st_mtime_ns) for p in sorted(chosen.glob("*.csv"))))
+        tables = tables_of(chosen)
     frame, versus, curves = tables["results"], tables["versus"], tables["curves"]
     if "error" in frame:
         frame = frame[frame["error"].isna()]

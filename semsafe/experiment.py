@@ -557,6 +557,13 @@ def experiment_tables(folder: Path) -> dict:
             "curves": pd.read_csv(curves) if curves.exists() and curves.stat().st_size > 1 else None}
 
 
+def table_files(source: Path) -> list[Path]:
+    """The CSV files ``experiment_tables`` or ``published_experiment`` reads for ``source`` (an
+    experiment folder, or the published run's stem): what a cache of their tables is keyed by."""
+    source = Path(source)
+    return sorted(source.glob("*.csv") if source.is_dir() else source.parent.glob(f"{source.name}*.csv"))
+
+
 def published_experiment(stem: Path = PUBLISHED_RUN) -> dict | None:
     """The published run's tables, as ``experiment_tables`` gives a folder's (a missing part
     None); None where its files are not here (semsafe installed without its repository)."""

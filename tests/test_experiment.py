@@ -371,7 +371,7 @@ def test_the_published_run_loads_and_draws_as_an_experiment_folder_does(tmp_path
     """The Compare page shows the project's published run (docs/results/) where no experiment was
     run here: its tables have what the figures and the versus table need, and a stem whose files
     are missing gives None rather than an error."""
-    from semsafe.experiment import PUBLISHED_RUN, curve_figures, efficiency_figures, published_experiment
+    from semsafe.experiment import PUBLISHED_RUN, curve_figures, efficiency_figures, published_experiment, table_files
 
     published = published_experiment()
     assert published is not None, f"{PUBLISHED_RUN}.csv is missing: update PUBLISHED_RUN with docs/results.md"
@@ -380,3 +380,7 @@ def test_the_published_run_loads_and_draws_as_an_experiment_folder_does(tmp_path
     assert set(versus["size"]) == {10, 30, 100} and "harmful: emd better" in versus
     assert len(efficiency_figures(results)) >= 2 and len(curve_figures(curves)) >= 1
     assert published_experiment(tmp_path / "no-such-run") is None
+    # what the page's cache of these tables is keyed by: the run's three files, not its outcomes
+    stem = PUBLISHED_RUN.name
+    assert [p.name for p in table_files(PUBLISHED_RUN)] == [f"{stem}-curves.csv", f"{stem}-versus.csv", f"{stem}.csv"]
+    assert table_files(tmp_path / "no-such-run") == []
