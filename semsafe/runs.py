@@ -162,13 +162,13 @@ class Run:
             return PeftModel.from_pretrained(base, self.path / "adapter").eval(), tok
 
     def remove_incomplete_checkpoints(self) -> list[str]:
-        """Delete checkpoint folders a crash left half-written (no trainer_state.json): they
-        can never be resumed from, and hold the space a full disk needs back."""
+        """Delete checkpoint folders a crash left half-written (see ``_complete_checkpoint``):
+        they can never be resumed from, and hold the space a full disk needs back."""
         import shutil
 
         removed = []
         for ckpt in (self.path / "checkpoints").glob("checkpoint-*"):
-            if ckpt.is_dir() and not (ckpt / "trainer_state.json").exists():
+            if ckpt.is_dir() and not _complete_checkpoint(ckpt):
                 shutil.rmtree(ckpt, ignore_errors=True)
                 removed.append(ckpt.name)
         return removed
@@ -176,8 +176,18 @@ class Run:
     def latest_checkpoint(self) -> Path | None:
         ckpts = sorted((self.path / "checkpoints").glob("checkpoint-*"),
                        key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
-        complete = [c for c in ckpts if (c / "trainer_state.json").exists()]
+        complete = [c for c in ckpts if _complete_checkpoint(c)]
         return complete[-1] if complete else None
+
+
+def _complete_checkpoint(ckpt: Path) -> bool:
+    """The Trainer writes trainer_state.json last, so a checkpoint is complete when that file
+    reads as JSON; a full disk can leave it present but empty or cut short."""
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def list_runs(root: Path | None = None) -> list[Run]:

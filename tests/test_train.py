@@ -303,6 +303,20 @@ def test_inspect_a_run_side_by_side_with_its_base(files, tmp_path):
     assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
 
 
+def test_a_checkpoint_whose_trainer_state_was_cut_short_is_incomplete(tmp_path):
+    """A full disk can stop the Trainer inside its last write (trainer_state.json): the file is
+    there but empty or truncated, and resuming from it would crash."""
+    run = Run.create({"model": "tiny-random"}, root=tmp_path)
+    for step, state in ((2, '{"global_step": 2}'), (4, ""), (6, '{"global_st')):
+        ckpt = run.path / "checkpoints" / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "trainer_state.json").write_text(state)
+    (run.path / "checkpoints" / "checkpoint-8").mkdir()  # nothing written yet
+    assert run.latest_checkpoint().name == "checkpoint-2"
+    assert sorted(run.remove_incomplete_checkpoints()) == ["checkpoint-4", "checkpoint-6", "checkpoint-8"]
+    assert [p.name for p in (run.path / "checkpoints").iterdir()] == ["checkpoint-2"]
+
+
 def test_disk_full_fails_clearly_and_resume_continues_after_space_is_freed(files, tmp_path):
     """A real full disk: a small tmpfs (needs root to mount; CI runs as root)."""
     mount = tmp_path / "fs"
