@@ -67,7 +67,6 @@ excludes zero and it loses nothing beyond its interval on the other checks.
 
 import argparse
 import functools
-import json
 import re
 from pathlib import Path
 
@@ -76,6 +75,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from semsafe.data import DATA_DIR, load_set, refusal_texts
 from semsafe.judges import harm, refusal
+from semsafe.judges.challenge import file_rows
 from semsafe.judges.learned import embed, fit_logistic
 
 DEV = Path(__file__).with_name("refusal_dev.jsonl")
@@ -298,10 +298,6 @@ def extra_rows(more_data: bool):
     return prompts, texts, np.array(y)
 
 
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--styles", action="store_true", help="also score the blind check, answer_styles.jsonl")
@@ -316,15 +312,15 @@ def main() -> None:
     prompts, texts, y = refusal.labelled_pyrit()
     checks = {}
     for name in ("challenge.jsonl", "experiment_answers.jsonl"):
-        for r in read(DATA_DIR / "challenge" / name):
+        for r in file_rows(DATA_DIR / "challenge" / name):
             if r["category"] != "garbled":  # the degenerate rules judge those, not this judge
                 checks.setdefault(r["category"], []).append(r)
-    checks["dev answers"] = read(DEV)
+    checks["dev answers"] = file_rows(DEV)
     if args.styles or args.lectures:
-        checks["answer_styles"] = read(DATA_DIR / "challenge" / "answer_styles.jsonl")
-        checks["decline_phrasings"] = read(DATA_DIR / "challenge" / "decline_phrasings.jsonl")
+        checks["answer_styles"] = file_rows(DATA_DIR / "challenge" / "answer_styles.jsonl")
+        checks["decline_phrasings"] = file_rows(DATA_DIR / "challenge" / "decline_phrasings.jsonl")
     if args.lectures:
-        checks["lecture_answers"] = read(DATA_DIR / "challenge" / "lecture_answers.jsonl")
+        checks["lecture_answers"] = file_rows(DATA_DIR / "challenge" / "lecture_answers.jsonl")
     group = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
     splits = {"pyrit CV": list(StratifiedKFold(5, shuffle=True, random_state=0).split(texts, y)),
               "by prompt": list(StratifiedGroupKFold(5, shuffle=True, random_state=0).split(

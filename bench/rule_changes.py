@@ -23,7 +23,6 @@ the training data read the same, the earlier rule's judge is the same fit.)
 
 import argparse
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +33,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from semsafe.data import DATA_DIR  # noqa: E402
 from semsafe.judges import refusal  # noqa: E402
+from semsafe.judges.challenge import file_rows  # noqa: E402
 from semsafe.judges.harm import harmless_rows, pyrit_harm_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,10 +48,6 @@ def rule_at(commit: str):
     module.__package__ = "semsafe.judges"  # its relative imports resolve in the installed package
     exec(compile(source, f"{commit}:semsafe/judges/refusal.py", "exec"), module.__dict__)  # noqa: S102 - our own file
     return module.rule_refusal
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def judged_both_ways(rows: list[dict], before) -> str:
@@ -97,7 +93,7 @@ def main() -> None:
               "harm judge training rows": [{"response": t} for t in [*pyrit_harm_rows()[1], *harmless_rows()[1]]],
               "refusal judge project examples": [{"response": t} for t in refusal.project_examples()[1]]}
     for path in [*sorted((DATA_DIR / "challenge").glob("*.jsonl")), ROOT / "bench" / "refusal_dev.jsonl"]:
-        bodies[path.name] = read_jsonl(path)
+        bodies[path.name] = file_rows(path)
     for folder in args.experiments:
         bodies[f"experiment {folder.name}"] = experiment_answers(folder)
     print(f"rule of {args.before} against the shipped rule (refusal-v{refusal.VERSION})")
