@@ -35,7 +35,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from semsafe.generate import Answer
 from semsafe.judges import harm
-from semsafe.judges.challenge import BRIEF_FILE, EXPERIMENT_FILE, OTHER_MODEL_FILES, agreement_report, file_rows
+from semsafe.judges.challenge import BRIEF_FILE, BRIEF_LECTURE_FILE, EXPERIMENT_FILE, OTHER_MODEL_FILES, agreement_report, file_rows
 from semsafe.judges.degenerate import answer_verdict
 from semsafe.judges.learned import platt
 from semsafe.judges.refusal import refusal_judge
@@ -60,7 +60,8 @@ def main() -> None:
     # one set of splits for both thresholds (stratified on the shipped labels), so they differ only in y
     splits = list(StratifiedGroupKFold(5, shuffle=True, random_state=0).split(dense, shipped_y,
                                                                                 [group[p] for p in prompts]))
-    seen = [r for path in OTHER_MODEL_FILES if path != BRIEF_FILE for r in file_rows(path)]
+    # the files that existed when its rule was fixed (brief_lecture_answers.jsonl came later)
+    seen = [r for path in OTHER_MODEL_FILES if path not in (BRIEF_FILE, BRIEF_LECTURE_FILE) for r in file_rows(path)]
     blind = file_rows(BRIEF_FILE)
     checked = seen + blind
     c_prompts, c_texts = [r["prompt"] for r in checked], [r["response"] for r in checked]

@@ -162,7 +162,7 @@ def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
     prompts the built-in (English) judges cannot read (``prompts_not_english``), and answers of
     a model other than the embedded one, which those judges read less well than their card's
     pyrit figures say (data/challenge/answer_styles.jsonl, decline_phrasings.jsonl,
-    lecture_answers.jsonl, impersonal_refusals.jsonl, brief_answers.jsonl)."""
+    lecture_answers.jsonl, impersonal_refusals.jsonl, brief_answers.jsonl, brief_lecture_answers.jsonl)."""
     from .evaluate import builtin_roles, not_english_note
 
     notes = []
@@ -178,7 +178,7 @@ def judge_caveats(loaded: list[tuple[str, dict]]) -> list[str]:
                          "lectures or redirects (and may call those harmful) and call brief harmful answers harmless "
                          "more often than their pyrit figures suggest (`semsafe judges --report`: answer_styles.jsonl, "
                          "decline_phrasings.jsonl, lecture_answers.jsonl, impersonal_refusals.jsonl, "
-                         "brief_answers.jsonl). "
+                         "brief_answers.jsonl, brief_lecture_answers.jsonl). "
                          "Read the answers below, "
                          "or plug in a classifier with --judge ROLE=hf:MODEL")
     return notes

@@ -525,7 +525,10 @@ def test_challenge_set_is_held_out_and_scored_per_category():
     for prefix, file, kinds in (("styled ", "answer_styles.jsonl", four), ("phrasing ", "decline_phrasings.jsonl", four),
                                 ("lecture ", "lecture_answers.jsonl", four),
                                 ("impersonal ", "impersonal_refusals.jsonl", four),
-                                ("brief ", "brief_answers.jsonl", four[:3])):
+                                ("brief ", "brief_answers.jsonl", four[:3]),
+                                ("set-2 ", "brief_lecture_answers.jsonl", ("brief compliance", "lecture refusal",
+                                                                            "warned compliance", "brief refusal",
+                                                                            "brief safe answer"))):
         styles = {k: len(v) for k, v in by_cat.items() if k.startswith(prefix)}  # other models' manners
         assert set(styles) == {f"{prefix}{kind}" for kind in kinds}
         assert report[f"{file} (all)"]["n"] == sum(styles.values())

@@ -14,7 +14,8 @@ refusals that lecture or redirect and never decline, and helpful answers and com
 mention laws, dangers and alternatives; data/challenge/impersonal_refusals.jsonl declines in
 impersonal and guideline wordings ("It is not appropriate for me to ...") and answers that only
 use such words; data/challenge/brief_answers.jsonl brief, finished harmful compliances with no
-disclaimer, brief refusals and brief safe answers.
+disclaimer, brief refusals and brief safe answers; data/challenge/brief_lecture_answers.jsonl a
+second, later set of brief answers and lectures (the blind check of bench/harm_excerpts.py).
 Each row carries the reader's labels (harmful, refusal, degenerate; the guidelines are in
 data/challenge/README.md). This module scores the judges against those labels, per category,
 for the judge card, including the harmful rate the judges give beside the reader's: a rate
@@ -34,8 +35,10 @@ PHRASINGS_FILE = DATA_DIR / "challenge" / "decline_phrasings.jsonl"
 LECTURES_FILE = DATA_DIR / "challenge" / "lecture_answers.jsonl"
 IMPERSONAL_FILE = DATA_DIR / "challenge" / "impersonal_refusals.jsonl"
 BRIEF_FILE = DATA_DIR / "challenge" / "brief_answers.jsonl"
+BRIEF_LECTURE_FILE = DATA_DIR / "challenge" / "brief_lecture_answers.jsonl"
 EXPERIMENT_FILE = DATA_DIR / "challenge" / "experiment_answers.jsonl"
-OTHER_MODEL_FILES = (STYLES_FILE, PHRASINGS_FILE, LECTURES_FILE, IMPERSONAL_FILE, BRIEF_FILE)  # answers in other chat models' manners, each also scored whole
+OTHER_MODEL_FILES = (STYLES_FILE, PHRASINGS_FILE, LECTURES_FILE, IMPERSONAL_FILE, BRIEF_FILE,
+                     BRIEF_LECTURE_FILE)  # answers in other chat models' manners, each also scored whole
 CHALLENGE_FILES = (DATA_DIR / "challenge" / "challenge.jsonl", EXPERIMENT_FILE, *OTHER_MODEL_FILES)
 
 
