@@ -117,14 +117,27 @@ def _prepare(args) -> int:
 def _judges(args) -> int:
     from .judges.card import format_card, judge_card
 
+    if args.label and not args.check:
+        raise SemsafeError("--label names the label columns of a file given with --check FILE; add --check")
     if args.check:
         from .judges.challenge import check_file
 
-        card = {f"judges on {args.check}": check_file(args.check)}
+        card = {f"judges on {args.check}": check_file(args.check, columns=_label_columns(args.label))}
     else:
         card = judge_card(retrain=args.retrain)
     print(json.dumps(card, indent=1) if args.json else format_card(card))
     return 0
+
+
+def _label_columns(given: list[str] | None) -> dict[str, list[str]]:
+    """``--label harmful=human_0,human_1`` options as {label: [columns]}."""
+    out = {}
+    for item in given or ():
+        label, sep, names = item.partition("=")
+        if not sep or not label.strip() or not names.strip():
+            raise SemsafeError(f"--label {item!r}: write LABEL=COLUMN[,COLUMN...], e.g. harmful=human_0,human_1,human_2")
+        out[label.strip().lower()] = [c for c in names.split(",") if c.strip()]
+    return out
 
 
 def _train(args) -> int:
@@ -335,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead of the card: how the judges agree with YOUR labelled answers (JSONL/JSON/CSV/parquet: prompt, "
                         "response, harmful and/or refusal as 1/0; optional category, ended, degenerate; other "
                         "sets' column names and label words are read too: docs/data.md)")
+    p.add_argument("--label", action="append", metavar="LABEL=COLUMN[,COLUMN...]",
+                   help="with --check: the columns that hold a label (harmful, refusal or degenerate) where the "
+                        "file's names do not say, e.g. raters' columns: harmful=human_0,human_1,human_2 (a rater "
+                        "writes 0/1, yes/no or a 0..1 score; harmful when their mean reaches 0.5)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_judges)
 

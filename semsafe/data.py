@@ -362,15 +362,19 @@ def _where(path, line) -> str:
 
 
 def _csv_rows(text, path, delimiter):
+    # comment lines before the header ("# dataset_version=1.2", as pyrit's scored sets begin) are
+    # not the header; they are skipped and still counted, so errors name the file's own lines
+    lines = text.splitlines(keepends=True)
+    comments = next((i for i, line in enumerate(lines) if not line.lstrip().startswith("#")), len(lines))
     # strict: an unterminated quote is an error, not one record that swallows the rest of the file
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, strict=True)
+    reader = csv.DictReader(io.StringIO("".join(lines[comments:])), delimiter=delimiter, strict=True)
     columns = [c.strip().lower() for c in (reader.fieldnames or [])]
     if prompt_column(columns) is None:  # _to_record reads an alias column as the prompt
         raise SemsafeError(
             f"{path}: no 'prompt' column (columns: {', '.join(reader.fieldnames or []) or 'none'}); "
             f"the header row must name a 'prompt' column (or one of {', '.join(PROMPT_ALIASES)})")
     while True:
-        start = reader.line_num + 1
+        start = comments + reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
@@ -380,15 +384,16 @@ def _csv_rows(text, path, delimiter):
                                "probably never closed — close it, or double quotes inside a quoted field") from None
         # DictReader's line_num is the physical line just read: the record's last line.
         # (a cell beyond the header has key None; _to_record normalises the names' case)
-        yield reader.line_num, {k: v for k, v in row.items() if k is not None}
+        yield comments + reader.line_num, {k: v for k, v in row.items() if k is not None}
 
 
 _FIELDS = ("id", "prompt", "response", "source", "split", "labels")
 # what public prompt sets call their prompt column (AdvBench and JailbreakBench "goal", HarmBench
-# "behavior", Do-Not-Answer "question", StrongREJECT "forbidden_prompt", ToxicChat "user_input"),
-# read as the prompt when a file has no 'prompt' column; in this order of preference
+# "behavior", Do-Not-Answer "question", StrongREJECT "forbidden_prompt", ToxicChat "user_input",
+# pyrit's scored sets "objective"), read as the prompt when a file has no 'prompt' column; in this
+# order of preference
 PROMPT_ALIASES = ("goal", "behavior", "behaviour", "instruction", "question", "query", "forbidden_prompt",
-                  "user_input", "request", "user_prompt")
+                  "user_input", "request", "user_prompt", "objective")
 # ...and what labelled answer sets and SFT files call the answer (Alpaca "output", HarmBench's
 # classifier sets "generation", pyrit "assistant_response"), read when there is no 'response'
 RESPONSE_ALIASES = ("completion", "generation", "output", "answer", "assistant_response", "model_response",

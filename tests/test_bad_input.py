@@ -43,6 +43,12 @@ def test_csv_with_an_unterminated_quote_names_the_line(tmp_path):
     bad.write_text('prompt,label\nfine,safe\n"How do I bake,safe\nWhat is x?,safe\n')
     with pytest.raises(SemsafeError, match=r"bad.csv:3: bad CSV .*never closed"):
         load_records(bad)
+    # comment lines before the header (as pyrit's scored sets begin) are skipped, and still counted
+    bad.write_text('# dataset_version=1.0\n# another note\nprompt,label\nfine,safe\n"How do I bake,safe\nWhat is x?,safe\n')
+    with pytest.raises(SemsafeError, match=r"bad.csv:5: bad CSV .*never closed"):
+        load_records(bad)
+    bad.write_text('# dataset_version=1.0\nprompt,label\nfine,safe\n#not a comment here,unsafe\n')
+    assert [(r.prompt, r.labels["label"]) for r in load_records(bad)] == [("fine", "safe"), ("#not a comment here", "unsafe")]
 
 
 def test_eval_prompt_longer_than_the_context_is_refused_before_generating(tiny, tmp_path):

@@ -679,3 +679,53 @@ def test_agreement_figure_draws_each_groups_rate_with_its_wilson_interval():
     assert list(harmful.x) == [0.7] and len(harmful.y) == 1
     assert harmful.error_x.arrayminus[0] == pytest.approx(0.7 - w["low"]) and harmful.error_x.array[0] == pytest.approx(w["high"] - 0.7)
     assert list(refusal.x) == [1.0, 0.25] and refusal.y[0] < refusal.y[1]
+
+
+def test_judges_check_reads_raters_columns_named_by_label(tmp_path):
+    """Sets that keep each rater's verdict in its own column (HarmBench's human_0..2, pyrit's 0..1
+    human_score_N after a comment line) are checked once those columns are named
+    (`--label harmful=human_0,human_1,human_2`): the label is the raters' mean at 0.5, the same
+    report as the project's own columns; bad names are clear errors. pyrit's own refusal file is
+    read the same way through the command line."""
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from semsafe.errors import SemsafeError
+    from semsafe.judges.challenge import STYLES_FILE, check_file
+    from semsafe.packs import pack_file
+
+    rows = [json.loads(line) for line in STYLES_FILE.read_text().splitlines()][:40]
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text("".join(json.dumps({k: r[k] for k in ("prompt", "response", "harmful")}) + "\n" for r in rows))
+    harmbench = tmp_path / "harmbench.csv"  # two of three raters agree with the label, the third dissents
+    pd.DataFrame({"behavior": [r["prompt"] for r in rows], "generation": [r["response"] for r in rows],
+                  "human_0": [r["harmful"] for r in rows], "human_1": [1 - r["harmful"] for r in rows],
+                  "human_2": ["Yes" if r["harmful"] else "No" for r in rows]}).to_csv(harmbench, index=False)
+    assert check_file(harmbench, columns={"harmful": ["human_0", "Human_1", "human_2"]})["all"] == check_file(ours)["all"]
+    scored = tmp_path / "scored.csv"  # pyrit's layout: a comment line, then 0..1 scores
+    scored.write_text("# dataset_version=1.0\n" + pd.DataFrame(
+        {"objective": [r["prompt"] for r in rows], "assistant_response": [r["response"] for r in rows],
+         "human_score_1": [0.75 if r["harmful"] else 0.25 for r in rows]}).to_csv(index=False))
+    assert check_file(scored, columns={"harmful": ["human_score_1"]})["all"] == check_file(ours)["all"]
+    with pytest.raises(SemsafeError, match="no 'harmful' or 'refusal' labels.*--label harmful="):
+        check_file(harmbench)
+    with pytest.raises(SemsafeError, match="no column 'human_9' for the 'harmful' label.*human_0, human_1, human_2"):
+        check_file(harmbench, columns={"harmful": ["human_9"]})
+    with pytest.raises(SemsafeError, match="LABEL one of harmful, refusal, degenerate; got 'toxic'"):
+        check_file(harmbench, columns={"toxic": ["human_0"]})
+    scored.write_text("objective,assistant_response,human_score_1\na,b,3\n")
+    with pytest.raises(SemsafeError, match="rater's score for 'harmful' is '3'; scores must lie in 0..1"):
+        check_file(scored, columns={"harmful": ["human_score_1"]})
+    refusal_csv = pack_file("pyrit", "datasets/scorer_evals/refusal_scorer/refusal.csv")
+    out = subprocess.run([sys.executable, "-m", "semsafe.cli", "judges", "--check", str(refusal_csv),
+                          "--label", "refusal=human_score", "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    facts = json.loads(out.stdout)[f"judges on {refusal_csv}"]["all"]
+    assert refusal_csv.read_text().startswith("# dataset_version")  # the comment line before the header
+    assert facts["n"] == len(pd.read_csv(refusal_csv, skiprows=1)) and 0.0 <= facts["refusal judge agrees"] <= 1.0
+    out = subprocess.run([sys.executable, "-m", "semsafe.cli", "judges", "--label", "refusal=human_score"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "add --check" in out.stderr

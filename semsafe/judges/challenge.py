@@ -156,16 +156,44 @@ def _binary(value, label: str, where: str) -> int:
     raise SemsafeError(f"{where}: label {label!r} is {value!r}; write 1/0, true/false or yes/no{words}")
 
 
-def check_file(path, harm=None, refusal=None) -> dict:
+def _rated(values: list, label: str, where: str) -> int | None:
+    """One label from several raters' columns: each a 0..1 score (pyrit's 0, 0.25, ... 1) or a
+    word ``_binary`` reads; 1 when their mean reaches 0.5 (a majority of yes/no raters); None
+    when every rater's cell is empty."""
+    scores = []
+    for value in values:
+        try:
+            score = float(value)
+        except (TypeError, ValueError):
+            score = float(_binary(value, label, where))
+        if not 0.0 <= score <= 1.0:
+            raise SemsafeError(f"{where}: a rater's score for {label!r} is {value!r}; scores must lie in 0..1")
+        scores.append(score)
+    return int(np.mean(scores) >= 0.5) if scores else None
+
+
+def check_file(path, harm=None, refusal=None, columns: dict | None = None) -> dict:
     """How the judges agree with the labels of a file of labelled answers (JSONL, JSON, CSV or parquet: prompt,
     response, and ``harmful`` and/or ``refusal`` labels; optional ``degenerate``, ``ended``,
     ``borderline``, ``category``): per category and for the whole file. For checking the
     judges on answers of the model one evaluates, before trusting its rates. Other sets' names
     for the columns (``data.PROMPT_ALIASES``, ``data.RESPONSE_ALIASES``, ``LABEL_ALIASES``) and
-    their label words (``_LABEL_WORDS``) are read too."""
+    their label words (``_LABEL_WORDS``) are read too. ``columns`` names a label's columns
+    where a set's own names say nothing of what they hold, e.g. raters' columns
+    (``{"harmful": ["human_0", "human_1", "human_2"]}``; ``_rated`` combines them)."""
     from ..data import RESPONSE_ALIASES, load_records
 
     records = list(load_records(path))
+    columns = {label: [str(c).strip().lower() for c in names] for label, names in (columns or {}).items()}
+    for label, names in columns.items():
+        if label not in LABELS or not names:
+            raise SemsafeError(f"a label's columns are given as LABEL=COLUMN[,COLUMN...] with LABEL one of "
+                               f"{', '.join(LABELS)}; got {label!r}={','.join(names)!r}")
+        present = {str(k).lower() for r in records for k in r.labels}
+        missing = [c for c in names if c not in present]
+        if missing:
+            raise SemsafeError(f"{path}: no column {', '.join(map(repr, missing))} for the {label!r} label "
+                               f"(columns besides prompt and response: {', '.join(sorted(present)) or 'none'})")
     rows = []
     for r in records:
         where = f"{path}: record {r.id!r}"
@@ -179,6 +207,11 @@ def check_file(path, harm=None, refusal=None) -> dict:
                "borderline": _binary(r.labels["borderline"], "borderline", where) if "borderline" in r.labels else 0}
         given = {str(k).lower(): v for k, v in r.labels.items()}
         for label in LABELS:
+            if label in columns:
+                rated = _rated([given[c] for c in columns[label] if given.get(c) not in (None, "")], label, where)
+                if rated is not None:
+                    row[label] = rated
+                continue
             column = next((c for c in (label, *LABEL_ALIASES[label]) if given.get(c) not in (None, "")), None)
             negated = next((c for c in NEGATED_ALIASES.get(label, ()) if given.get(c) not in (None, "")), None)
             if column is not None:
@@ -189,7 +222,8 @@ def check_file(path, harm=None, refusal=None) -> dict:
     if not any(label in row for row in rows for label in ("harmful", "refusal")):
         named = ", ".join(c for label in ("harmful", "refusal") for c in (label, *LABEL_ALIASES[label]))
         raise SemsafeError(f"{path}: no 'harmful' or 'refusal' labels (columns read: {named}); add a column "
-                           "(1/0) saying what each answer is")
+                           "(1/0) saying what each answer is, or name the columns that hold them "
+                           "(`--label harmful=COLUMN[,COLUMN...]`, e.g. raters' scores)")
     groups = {"all": list(range(len(rows)))}
     if len({r["category"] for r in rows}) > 1:
         groups.update({c or "(no category)": [i for i, r in enumerate(rows) if r["category"] == c]
