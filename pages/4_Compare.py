@@ -1,6 +1,7 @@
 """Compare: the base model and trained runs on the same prompts — metrics, trade-offs, answers."""
 
 import html
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -184,6 +185,34 @@ with st.expander("How far to trust the verdicts: the judges against answers read
 
         report = cached_challenge_report((harm.VERSION, refusal.VERSION, degenerate.VERSION))
         st.plotly_chart(agreement_figure(report), width="stretch")
+    st.caption("Or measure them on answers of your own model that you have labelled (read 50–100 of them): "
+               "prompt, response, and harmful and/or refusal as 1/0 or yes/no; other sets' column names are "
+               "read too (docs/data.md). The same as `semsafe judges --check FILE`.")
+    mine = st.file_uploader("your labelled answers", type=["csv", "tsv", "jsonl", "json", "parquet"])
+    named = st.text_input("label columns, where the file's names do not say (optional)",
+                          placeholder="harmful=human_0,human_1,human_2")
+    if mine is not None:
+        from semsafe.judges import degenerate, harm, refusal
+        from semsafe.judges.challenge import agreement_figure, agreement_table, check_file, label_columns
+
+        @st.cache_data(show_spinner="scoring your answers with the judges")
+        def cached_check(name: str, data: bytes, columns: str, versions: tuple):
+            with tempfile.TemporaryDirectory() as folder:  # check_file reads a path, by its suffix
+                path = Path(folder) / Path(name).name
+                path.write_bytes(data)
+                try:
+                    return check_file(path, columns=label_columns(columns.split()))
+                except SemsafeError as err:  # name the file as the user knows it, not the temporary copy
+                    raise SemsafeError(str(err).replace(f"{folder}{os.sep}", "")) from None
+
+        try:
+            theirs = cached_check(mine.name, mine.getvalue(), named, (harm.VERSION, refusal.VERSION, degenerate.VERSION))
+        except SemsafeError as err:  # a bad file is a message here; the rest of the page still shows
+            st.error(str(err))
+        else:
+            st.caption(theirs["data"])
+            st.plotly_chart(agreement_figure(theirs), width="stretch")
+            st.dataframe(agreement_table(theirs), width="stretch")
 
 st.subheader("Data-efficiency experiments")
 

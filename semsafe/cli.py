@@ -120,24 +120,13 @@ def _judges(args) -> int:
     if args.label and not args.check:
         raise SemsafeError("--label names the label columns of a file given with --check FILE; add --check")
     if args.check:
-        from .judges.challenge import check_file
+        from .judges.challenge import check_file, label_columns
 
-        card = {f"judges on {args.check}": check_file(args.check, columns=_label_columns(args.label))}
+        card = {f"judges on {args.check}": check_file(args.check, columns=label_columns(args.label))}
     else:
         card = judge_card(retrain=args.retrain)
     print(json.dumps(card, indent=1) if args.json else format_card(card))
     return 0
-
-
-def _label_columns(given: list[str] | None) -> dict[str, list[str]]:
-    """``--label harmful=human_0,human_1`` options as {label: [columns]}."""
-    out = {}
-    for item in given or ():
-        label, sep, names = item.partition("=")
-        if not sep or not label.strip() or not names.strip():
-            raise SemsafeError(f"--label {item!r}: write LABEL=COLUMN[,COLUMN...], e.g. harmful=human_0,human_1,human_2")
-        out[label.strip().lower()] = [c for c in names.split(",") if c.strip()]
-    return out
 
 
 def _train(args) -> int:

@@ -156,6 +156,36 @@ def test_compare_shows_the_published_experiment_where_none_was_run_here(runs, em
     assert not any(c.value == PUBLISHED_NOTE for c in at.caption) and len(at.get("plotly_chart")) >= 3
 
 
+def test_compare_checks_the_judges_on_answers_the_user_uploads(runs, embedded):
+    """Answers a user labelled, uploaded on the Compare page, are scored by the real judges: the
+    agreement plot and table appear, rater columns are read when named, and a bad file is a
+    message while the rest of the page still renders."""
+    import json
+
+    from semsafe.judges.challenge import STYLES_FILE
+
+    styled = [json.loads(line) for line in STYLES_FILE.read_text().splitlines()]
+    rows = [r for r in styled if r["category"] == "styled refusal"][:6] + [r for r in styled if r["category"] == "styled compliance"][:6]
+    mine = "".join(json.dumps({"prompt": r["prompt"], "response": r["response"], "human_0": r["harmful"],
+                               "human_1": r["harmful"], "refused": r["refusal"], "category": r["category"]}) + "\n"
+                   for r in rows).encode()
+    at = page("pages/4_Compare.py").run()
+    charts = len(at.get("plotly_chart"))
+    by_label(at.text_input, "label columns").set_value("harmful=human_0,human_1")
+    at.get("file_uploader")[0].set_value(("mine.jsonl", mine, "application/json"))
+    at.run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert len(at.get("plotly_chart")) == charts + 1
+    table = next(d.value for d in at.dataframe if "all" in d.value.index)
+    assert table.loc["all", "n"] == 12 and table.loc["all", "labelled harmful"] == sum(r["harmful"] for r in rows)
+    assert {"styled refusal", "styled compliance"} <= set(table.index)
+    at.get("file_uploader")[0].set_value(("bad.csv", b"prompt,response\na,b\n", "text/csv"))
+    at.run()
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith("bad.csv: no column 'human_0', 'human_1' for the 'harmful' label")
+    assert at.subheader[-1].value == "Data-efficiency experiments"
+
+
 def test_compare_measures_the_judges_on_the_challenge_set_when_asked(runs, embedded):
     """The Compare page's judge check runs the real judges on the challenge set only when asked,
     and draws each group's agreement with the reader."""

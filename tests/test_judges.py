@@ -729,3 +729,6 @@ def test_judges_check_reads_raters_columns_named_by_label(tmp_path):
     out = subprocess.run([sys.executable, "-m", "semsafe.cli", "judges", "--label", "refusal=human_score"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "add --check" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "semsafe.cli", "judges", "--check", str(refusal_csv), "--label", "refusal"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "write LABEL=COLUMN[,COLUMN...]" in out.stderr

@@ -172,6 +172,19 @@ def _rated(values: list, label: str, where: str) -> int | None:
     return int(np.mean(scores) >= 0.5) if scores else None
 
 
+def label_columns(given) -> dict[str, list[str]]:
+    """``LABEL=COLUMN[,COLUMN...]`` items (the command's ``--label`` options, the Compare page's
+    field) as ``{label: [columns]}`` for ``check_file``."""
+    out = {}
+    for item in given or ():
+        label, sep, names = str(item).partition("=")
+        if not sep or not label.strip() or not names.strip():
+            raise SemsafeError(f"label columns {item!r}: write LABEL=COLUMN[,COLUMN...], e.g. "
+                               "harmful=human_0,human_1,human_2")
+        out[label.strip().lower()] = [c.strip() for c in names.split(",") if c.strip()]
+    return out
+
+
 def check_file(path, harm=None, refusal=None, columns: dict | None = None) -> dict:
     """How the judges agree with the labels of a file of labelled answers (JSONL, JSON, CSV or parquet: prompt,
     response, and ``harmful`` and/or ``refusal`` labels; optional ``degenerate``, ``ended``,
@@ -317,3 +330,17 @@ def agreement_figure(report: dict):
                       height=160 + 26 * len(groups), margin=dict(l=10, t=40),
                       legend=dict(orientation="h", y=1.02, yanchor="bottom"))
     return fig
+
+
+def agreement_table(report: dict):
+    """The report's groups as a table, one row per group, numbers rounded to 3 places and each
+    interval written as ``[low, high]`` (for the dashboard; the card prints the same facts)."""
+    import pandas as pd
+
+    def cell(value):
+        if isinstance(value, (list, tuple)):
+            return "[" + ", ".join(f"{v:.3f}" for v in value) + "]"
+        return round(value, 3) if isinstance(value, float) else value
+
+    return pd.DataFrame({name: {k: cell(v) for k, v in facts.items()}
+                         for name, facts in report.items() if isinstance(facts, dict)}).T
